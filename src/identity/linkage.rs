@@ -1,0 +1,315 @@
+//! Record linkage (extracts.md §11.3–11.4): records are nodes, a firing match rule adds an
+//! edge, and each connected component is one child.
+//!
+//! Guards against false merges: a DEMO edge is not added between records with different
+//! NHS or UPN keys; a demographic key shared by two distinct persons within one source
+//! (twins) is ambiguous and unused (W009); a component that still holds two NHS keys is
+//! split back into its NHS-keyed parts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::Pseudonymiser;
+
+/// Match rules, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MatchRule {
+    /// Same NHS number.
+    Nhs,
+    /// Same UPN.
+    Upn,
+    /// Same local id in a shared namespace.
+    LaId,
+    /// Same surname, date of birth and postcode.
+    Demo,
+}
+
+impl MatchRule {
+    /// Name written to `person_link.match_rule`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchRule::Nhs => "NHS",
+            MatchRule::Upn => "UPN",
+            MatchRule::LaId => "LA_ID",
+            MatchRule::Demo => "DEMO",
+        }
+    }
+
+    /// The rule's confidence (`linkage.toml` defaults).
+    pub fn confidence(self) -> f64 {
+        match self {
+            MatchRule::Demo => 0.90,
+            _ => 1.0,
+        }
+    }
+}
+
+/// One child record offered for linkage; all keys are already pseudonymised.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRecord {
+    /// Source name (`cc_registrations`, `chis`, …).
+    pub source: String,
+    /// The record's own key in that source (unique within the source).
+    pub source_person_key: String,
+    /// `key_nhs`.
+    pub nhs: Option<String>,
+    /// `key_upn`.
+    pub upn: Option<String>,
+    /// `key_local` in a namespace shared across sources.
+    pub local: Option<String>,
+    /// `key_demo`.
+    pub demo: Option<String>,
+}
+
+/// One row of `person_link`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// Source name.
+    pub source: String,
+    /// The record's key in its source.
+    pub source_person_key: String,
+    /// The linked child.
+    pub child_key: String,
+    /// Strongest rule linking this record to another, or None when unlinked.
+    pub match_rule: Option<MatchRule>,
+}
+
+/// Linkage quality, reported every run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkStats {
+    /// Records linked.
+    pub records: usize,
+    /// Distinct children.
+    pub children: usize,
+    /// Records linked to at least one other record, by rule.
+    pub by_rule: BTreeMap<&'static str, usize>,
+    /// Demographic keys unused because two persons in one source share them (W009).
+    pub ambiguous_demo_keys: usize,
+    /// Components split because they held two NHS keys.
+    pub split_components: usize,
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n).collect(),
+        }
+    }
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+}
+
+/// Links records into children. Deterministic: the same records give the same links
+/// whatever their order.
+pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats) {
+    let n = records.len();
+    let mut uf = UnionFind::new(n);
+    let mut strongest: Vec<Option<MatchRule>> = vec![None; n];
+    let mut stats = LinkStats {
+        records: n,
+        ..Default::default()
+    };
+
+    // Exact-key rules: join every record carrying the same key.
+    let exact: [(MatchRule, fn(&LinkRecord) -> Option<&String>); 3] = [
+        (MatchRule::Nhs, |r| r.nhs.as_ref()),
+        (MatchRule::Upn, |r| r.upn.as_ref()),
+        (MatchRule::LaId, |r| r.local.as_ref()),
+    ];
+    for (rule, key) in exact {
+        let mut groups: HashMap<&String, Vec<usize>> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if let Some(k) = key(r) {
+                groups.entry(k).or_default().push(i);
+            }
+        }
+        for members in groups.values().filter(|m| m.len() > 1) {
+            for &i in members {
+                uf.union(members[0], i);
+                strongest[i] = Some(strongest[i].map_or(rule, |s| s.min(rule)));
+            }
+        }
+    }
+
+    // DEMO: drop keys shared by distinct persons within one source (twins), then add edges
+    // only between records whose NHS and UPN keys do not conflict.
+    let mut by_source: HashMap<(&str, &String), BTreeSet<&str>> = HashMap::new();
+    for r in records {
+        if let Some(d) = &r.demo {
+            by_source
+                .entry((&r.source, d))
+                .or_default()
+                .insert(&r.source_person_key);
+        }
+    }
+    let ambiguous: BTreeSet<&String> = by_source
+        .iter()
+        .filter(|(_, persons)| persons.len() > 1)
+        .map(|((_, d), _)| *d)
+        .collect();
+    stats.ambiguous_demo_keys = ambiguous.len();
+    let mut demo_groups: HashMap<&String, Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if let Some(d) = r.demo.as_ref().filter(|d| !ambiguous.contains(d)) {
+            demo_groups.entry(d).or_default().push(i);
+        }
+    }
+    for members in demo_groups.values().filter(|m| m.len() > 1) {
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let (ra, rb) = (&records[a], &records[b]);
+                let conflict = |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x != y);
+                if conflict(&ra.nhs, &rb.nhs) || conflict(&ra.upn, &rb.upn) {
+                    continue;
+                }
+                uf.union(a, b);
+                for i in [a, b] {
+                    strongest[i] =
+                        Some(strongest[i].map_or(MatchRule::Demo, |s| s.min(MatchRule::Demo)));
+                }
+            }
+        }
+    }
+
+    // Components; split any that hold two NHS keys back into NHS-keyed parts.
+    let mut components: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..n {
+        components.entry(uf.find(i)).or_default().push(i);
+    }
+    let mut final_groups: Vec<Vec<usize>> = Vec::new();
+    for members in components.into_values() {
+        let nhs: BTreeSet<&String> = members
+            .iter()
+            .filter_map(|&i| records[i].nhs.as_ref())
+            .collect();
+        if nhs.len() <= 1 {
+            final_groups.push(members);
+            continue;
+        }
+        stats.split_components += 1;
+        let mut parts: BTreeMap<Option<&String>, Vec<usize>> = BTreeMap::new();
+        for &i in &members {
+            parts.entry(records[i].nhs.as_ref()).or_default().push(i);
+        }
+        // Records without an NHS key cannot be placed safely: each stands alone.
+        for (k, part) in parts {
+            match k {
+                Some(_) => final_groups.push(part),
+                None => final_groups.extend(part.into_iter().map(|i| vec![i])),
+            }
+        }
+    }
+
+    let mut links = Vec::with_capacity(n);
+    for group in &final_groups {
+        let smallest = |f: fn(&LinkRecord) -> Option<&String>| {
+            group.iter().filter_map(|&i| f(&records[i])).min()
+        };
+        let representative = smallest(|r| r.nhs.as_ref())
+            .or_else(|| smallest(|r| r.upn.as_ref()))
+            .or_else(|| smallest(|r| r.local.as_ref()))
+            .or_else(|| smallest(|r| r.demo.as_ref()))
+            .cloned()
+            .unwrap_or_else(|| {
+                format!(
+                    "{}:{}",
+                    records[group[0]].source, records[group[0]].source_person_key
+                )
+            });
+        let child_key = p.child(&representative);
+        for &i in group {
+            let rule = if group.len() > 1 { strongest[i] } else { None };
+            if let Some(r) = rule {
+                *stats.by_rule.entry(r.name()).or_default() += 1;
+            }
+            links.push(Link {
+                source: records[i].source.clone(),
+                source_person_key: records[i].source_person_key.clone(),
+                child_key: child_key.clone(),
+                match_rule: rule,
+            });
+        }
+    }
+    stats.children = final_groups.len();
+    links.sort_by(|a, b| (&a.source, &a.source_person_key).cmp(&(&b.source, &b.source_person_key)));
+    (links, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(source: &str, key: &str, nhs: Option<&str>, demo: Option<&str>) -> LinkRecord {
+        LinkRecord {
+            source: source.into(),
+            source_person_key: key.into(),
+            nhs: nhs.map(Into::into),
+            demo: demo.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nhs_and_demo_edges() {
+        let p = Pseudonymiser::demo();
+        let records = vec![
+            rec("cc", "a", Some("n1"), Some("d1")),
+            rec("chis", "n1", Some("n1"), Some("d1")),
+            rec("cc", "b", None, Some("d2")),
+            rec("chis", "n2", Some("n2"), Some("d2")),
+        ];
+        let (links, stats) = link(&records, &p);
+        let key = |s: &str, k: &str| {
+            links
+                .iter()
+                .find(|l| l.source == s && l.source_person_key == k)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(key("cc", "a").child_key, key("chis", "n1").child_key);
+        assert_eq!(key("cc", "a").match_rule, Some(MatchRule::Nhs));
+        assert_eq!(key("cc", "b").child_key, key("chis", "n2").child_key);
+        assert_eq!(key("cc", "b").match_rule, Some(MatchRule::Demo));
+        assert_eq!(stats.children, 2);
+    }
+
+    #[test]
+    fn twins_are_not_merged() {
+        let p = Pseudonymiser::demo();
+        // Twins: same surname, DOB and postcode in one source, so the demo key is ambiguous.
+        let records = vec![
+            rec("cc", "t1", None, Some("d")),
+            rec("cc", "t2", None, Some("d")),
+            rec("chis", "n9", Some("n9"), Some("d")),
+        ];
+        let (links, stats) = link(&records, &p);
+        assert_eq!(stats.ambiguous_demo_keys, 1);
+        assert_eq!(stats.children, 3);
+        assert!(links.iter().all(|l| l.match_rule.is_none()));
+    }
+
+    #[test]
+    fn conflicting_nhs_numbers_block_demo_edges() {
+        let p = Pseudonymiser::demo();
+        let records = vec![
+            rec("cc", "a", Some("n1"), Some("d")),
+            rec("chis", "n2", Some("n2"), Some("d")),
+        ];
+        let (_, stats) = link(&records, &p);
+        assert_eq!(stats.children, 2);
+    }
+}

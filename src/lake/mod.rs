@@ -1,0 +1,279 @@
+//! The lake: every read and write of storage goes through this module.
+//!
+//! Layout under the lake root (a local folder or an object-store URL):
+//!
+//! ```text
+//! _meta/key_fingerprint            pseudonymisation key check (created once, never replaced)
+//! landing/<source>/<sha256>/<file> raw copies of non-personal files (personal files: hash only)
+//! curated/<table>/                 Delta tables of validated, pseudonymised records
+//! ops/<table>/                     Delta tables: quarantine, validation_warnings,
+//!                                  rejected_files, file_loads, runs
+//! ```
+//!
+//! Guarantees (delta-rs's): data files are written first under unique names, then a commit
+//! `_delta_log/<version>.json` is created with put-if-absent. A reader sees a version whole
+//! or not at all, so a crash at any point leaves the previous version readable. Every
+//! ingest commit carries a Delta application transaction `earlystart/<table>/<sha256>`; a
+//! file already committed is found by that id and not written again (I001).
+
+pub mod s3;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+/// Where curated tables live.
+pub const CURATED: &str = "curated";
+/// Where operational tables (quarantine, runs…) live.
+pub const OPS: &str = "ops";
+
+/// How a commit changes a table.
+#[derive(Debug, Clone)]
+pub enum WriteMode {
+    /// Add rows.
+    Append,
+    /// Replace the rows matching a SQL predicate (e.g. every row of one source), atomically.
+    ReplaceWhere(String),
+    /// Replace the whole table.
+    Overwrite,
+}
+
+/// The lake root and its object store.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Lake {
+    /// Opens a lake at a local path (created if absent) or an object-store URL (`s3://…`,
+    /// credentials from the environment).
+    pub fn open(location: &str) -> Result<Self> {
+        let root = if location.contains("://") {
+            let mut url = Url::parse(location)
+                .with_context(|| format!("lake location {location:?} is not a valid URL"))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            url
+        } else {
+            std::fs::create_dir_all(location)
+                .with_context(|| format!("cannot create the lake folder {location}"))?;
+            let abs = std::fs::canonicalize(location)?;
+            Url::from_directory_path(&abs)
+                .map_err(|_| anyhow::anyhow!("{} is not an absolute path", abs.display()))?
+        };
+        let store: Arc<dyn ObjectStore> = match root.scheme() {
+            "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+            "s3" => s3::store(&root)?,
+            "memory" => Arc::new(object_store::memory::InMemory::new()),
+            other => bail!(
+                "lake scheme {other}:// is not supported; use a local path or s3://bucket/prefix"
+            ),
+        };
+        Ok(Self { root, store })
+    }
+
+    /// The lake's root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The object store behind the lake.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    fn object_path(&self, relative: &str) -> Path {
+        let url = self
+            .root
+            .join(relative)
+            .expect("relative lake paths are valid URL paths");
+        match self.root.scheme() {
+            "file" => Path::from_filesystem_path(url.to_file_path().expect("file URL"))
+                .expect("valid local path"),
+            _ => Path::from_url_path(url.path()).expect("valid object path"),
+        }
+    }
+
+    /// URL of a table, e.g. `curated/registrations`.
+    pub fn table_url(&self, area: &str, name: &str) -> Url {
+        self.root
+            .join(&format!("{area}/{name}/"))
+            .expect("table names are URL-safe")
+    }
+
+    fn builder(&self, url: Url) -> Result<DeltaTableBuilder> {
+        let b = DeltaTableBuilder::from_url(url.clone())?;
+        Ok(if url.scheme() == "s3" {
+            b.with_storage_backend(self.store.clone(), self.root.clone())
+        } else {
+            b
+        })
+    }
+
+    /// Loads the latest version of a table; `None` when it has never been committed.
+    pub async fn table(&self, area: &str, name: &str) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(area, name);
+        let mut table = self.builder(url)?.build()?;
+        match table.load().await {
+            Ok(()) => Ok(Some(table)),
+            Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot load table {area}/{name}")),
+        }
+    }
+
+    /// Whether the application transaction `app_id` was committed to the table.
+    pub async fn has_transaction(&self, area: &str, name: &str, app_id: &str) -> Result<bool> {
+        let Some(table) = self.table(area, name).await? else {
+            return Ok(false);
+        };
+        let state = table.snapshot()?;
+        Ok(state
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await?
+            .is_some())
+    }
+
+    /// Commits `batches` to a table in one Delta transaction, creating the table on first
+    /// use. Returns the new version. With `app_id`, the commit records that application
+    /// transaction, so [`Lake::has_transaction`] finds it afterwards.
+    pub async fn commit(
+        &self,
+        area: &str,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+        app_id: Option<&str>,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<i64> {
+        let table = match self.table(area, name).await? {
+            Some(t) => t,
+            None => {
+                let url = self.table_url(area, name);
+                let table = self.builder(url)?.build()?;
+                let kernel_schema: deltalake::kernel::StructType =
+                    schema.as_ref().try_into_kernel()?;
+                let fields: Vec<deltalake::kernel::StructField> =
+                    kernel_schema.fields().cloned().collect();
+                match table
+                    .create()
+                    .with_columns(fields)
+                    .with_table_name(name)
+                    .with_save_mode(SaveMode::Ignore)
+                    .await
+                {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot create table {area}/{name}"));
+                    }
+                }
+            }
+        };
+        let mut props = CommitProperties::default().with_metadata(metadata);
+        if let Some(id) = app_id {
+            props = props.with_application_transaction(Transaction::new(id, 1));
+        }
+        let builder = table.write(batches).with_commit_properties(props);
+        let builder = match mode {
+            WriteMode::Append => builder.with_save_mode(SaveMode::Append),
+            WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
+            WriteMode::ReplaceWhere(pred) => builder
+                .with_save_mode(SaveMode::Overwrite)
+                .with_replace_where(pred),
+        };
+        let table = builder.await.with_context(|| {
+            format!("commit to {area}/{name} failed; the previous version is unchanged")
+        })?;
+        Ok(table.version().map_or(0, |v| v as i64))
+    }
+
+    /// Registers a table with a DataFusion session under `name`. Returns false when the
+    /// table does not exist yet.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        area: &str,
+        table: &str,
+        name: &str,
+    ) -> Result<bool> {
+        let Some(t) = self.table(area, table).await? else {
+            return Ok(false);
+        };
+        t.update_datafusion_session(&ctx.state())?;
+        let provider = t.table_provider().await?;
+        ctx.register_table(name, provider)?;
+        Ok(true)
+    }
+
+    /// Reads a whole table (all columns), or `None` when it does not exist.
+    pub async fn read(&self, area: &str, name: &str) -> Result<Option<Vec<RecordBatch>>> {
+        let ctx = SessionContext::new();
+        if !self.register(&ctx, area, name, "t").await? {
+            return Ok(None);
+        }
+        Ok(Some(ctx.table("t").await?.collect().await?))
+    }
+
+    /// Writes an object only if nothing is at `relative` yet. Returns false when it existed.
+    pub async fn put_if_absent(&self, relative: &str, bytes: Bytes) -> Result<bool> {
+        let path = self.object_path(relative);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot write {relative} in the lake")),
+        }
+    }
+
+    /// Reads an object, or `None` when absent.
+    pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.object_path(relative)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {relative} from the lake")),
+        }
+    }
+
+    /// Checks the pseudonymisation key against the lake's fingerprint, recording it on first
+    /// use. Keys cannot be mixed in one lake: rotating means a full re-ingest into a new lake.
+    pub async fn check_key(&self, fingerprint: &str) -> Result<()> {
+        const PATH: &str = "_meta/key_fingerprint";
+        if self
+            .put_if_absent(PATH, Bytes::from(fingerprint.to_string()))
+            .await?
+        {
+            return Ok(());
+        }
+        let stored = self.get(PATH).await?.unwrap_or_default();
+        if stored.as_ref() != fingerprint.as_bytes() {
+            bail!(
+                "this lake was written with a different pseudonymisation key (fingerprint {}, yours {fingerprint}); \
+                 keys cannot be mixed. Use the original EARLYSTART_PSEUDONYM_KEY, or re-ingest everything into a new lake.",
+                String::from_utf8_lossy(&stored)
+            );
+        }
+        Ok(())
+    }
+}

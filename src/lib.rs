@@ -1,0 +1,26 @@
+//! earlystart: council extracts in, a pseudonymised Delta Lake out, metrics and reports on top.
+//!
+//! Bird's-eye view of one run (`earlystart run nightly`):
+//!
+//! ```text
+//!  pipelines/nightly.toml ─► config ─► Pipeline
+//!  extracts folder ──► pipeline::run ─► sources::ingest (validate, pseudonymise, resolve geography)
+//!                                  ├──► lake: curated Delta tables, quarantine, warnings, runs
+//!                                  └──► identity::linkage ─► person_link
+//! ```
+//!
+//! Module map: [`config`] reads `pipelines/*.toml`; [`sources`] turns bytes into batches and
+//! issues (no I/O); [`reference`] loads code lists and public geography files; [`identity`]
+//! checks identifiers, pseudonymises and links; [`lake`] is the only module that touches
+//! storage; [`pipeline`] runs the steps; [`generate`] writes synthetic extracts; [`cli`] is
+//! the command line.
+
+pub mod cli;
+pub mod config;
+pub mod generate;
+pub mod identity;
+pub mod lake;
+pub mod pipeline;
+pub mod reference;
+pub mod rules;
+pub mod sources;

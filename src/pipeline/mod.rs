@@ -1,0 +1,767 @@
+//! Runs a pipeline once: extracts → validation → lake → linkage.
+//!
+//! ```text
+//!  for each source (dependency order), for each matching file (sorted):
+//!    read bytes ─► sha256 ─► already committed? ── yes ─► I001, skip
+//!                                  │ no
+//!                                  ▼
+//!    sources::ingest (blocking pool) ─► commit curated table (Delta, app txn = source+sha)
+//!                                     ─► commit quarantine / warnings / rejected_files
+//!  then person_link (if anything changed), file_loads and the runs row.
+//! ```
+//!
+//! Each commit is atomic; the data commit is the one that marks a file as ingested, and
+//! it comes first, so a crash before it leaves nothing and a crash after it is completed by
+//! the rerun (the quarantine commits carry the same transaction id and are redone only when
+//! missing).
+
+pub mod records;
+pub mod summary;
+mod xlsx;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Float64Type};
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use tracing::{info, warn};
+
+use crate::config::{AsAt, LoadMode, Pipeline, Source};
+use crate::identity::Pseudonymiser;
+use crate::identity::linkage::{self, LinkRecord};
+use crate::lake::{CURATED, Lake, OPS, WriteMode};
+use crate::reference::{self, ReferenceTable, sha256_hex};
+use crate::sources::context::{CentreDates, PostcodeEntry, RegisteredPerson};
+use crate::sources::{self, Context, ExtractKind, FileMeta, TableBuilder};
+pub use summary::{FileReport, FileStatus, RunSummary};
+
+/// What a run needs besides the pipeline declaration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Project root (holds `reference/`).
+    pub project: PathBuf,
+    /// Extracts folder; overrides the pipeline's `extracts_dir`.
+    pub extracts: Option<PathBuf>,
+    /// The lake.
+    pub lake: Lake,
+    /// Run date (default today): the as-at date of `run_date` sources.
+    pub as_at: Option<NaiveDate>,
+    /// Pseudonymiser (key already checked).
+    pub pseudonymiser: Pseudonymiser,
+    /// What started the run (`cli`, `demo`, `schedule`).
+    pub trigger: String,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+fn dt32(v: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(v + 719_163).expect("Date32 in range")
+}
+
+fn col_str<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::StringArray {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name}"))
+        .as_string::<i32>()
+}
+
+fn opt_str(a: &arrow::array::StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_string())
+}
+
+fn opt_date(b: &RecordBatch, name: &str, i: usize) -> Option<NaiveDate> {
+    let a = b
+        .column_by_name(name)
+        .expect("date column")
+        .as_primitive::<Date32Type>();
+    a.is_valid(i).then(|| dt32(a.value(i)))
+}
+
+/// Loads from the lake what `kind` needs to check references, once per run.
+struct ContextLoader<'a> {
+    lake: &'a Lake,
+    loaded: HashSet<&'static str>,
+}
+
+impl ContextLoader<'_> {
+    async fn table(&self, name: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.lake.read(CURATED, name).await?.unwrap_or_default())
+    }
+
+    async fn ensure(&mut self, ctx: &mut Context, kind: ExtractKind) -> Result<()> {
+        let needs: &[&'static str] = match kind {
+            ExtractKind::Centres | ExtractKind::Chis => &["geography"],
+            ExtractKind::ReachAreas => &["geography", "centres"],
+            ExtractKind::Registrations => &["geography", "centres"],
+            ExtractKind::Attendances => &["centres", "activities", "registrations"],
+            ExtractKind::HvContacts | ExtractKind::Asq3 => &["chis"],
+            _ => &[],
+        };
+        for need in needs {
+            if self.loaded.insert(need) {
+                self.load(ctx, need).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a cached table after it was committed again in this run.
+    fn invalidate(&mut self, kind: ExtractKind) {
+        let key = match kind {
+            ExtractKind::Postcodes | ExtractKind::LsoaLookup | ExtractKind::Iod => "geography",
+            ExtractKind::Centres => "centres",
+            ExtractKind::Activities => "activities",
+            ExtractKind::Registrations => "registrations",
+            ExtractKind::Chis => "chis",
+            _ => return,
+        };
+        self.loaded.remove(key);
+    }
+
+    async fn load(&self, ctx: &mut Context, what: &str) -> Result<()> {
+        match what {
+            "geography" => {
+                let g = &mut ctx.geography;
+                *g = Default::default();
+                for b in self.table("postcodes").await? {
+                    let (pc, l11, l21) = (
+                        col_str(&b, "pcds"),
+                        col_str(&b, "lsoa11"),
+                        col_str(&b, "lsoa21"),
+                    );
+                    let lat = b
+                        .column_by_name("lat")
+                        .expect("lat")
+                        .as_primitive::<Float64Type>();
+                    let lon = b
+                        .column_by_name("lon")
+                        .expect("lon")
+                        .as_primitive::<Float64Type>();
+                    for i in 0..b.num_rows() {
+                        g.postcodes.insert(
+                            pc.value(i).to_string(),
+                            PostcodeEntry {
+                                lsoa11: opt_str(l11, i),
+                                lsoa21: opt_str(l21, i),
+                                lat: lat.is_valid(i).then(|| lat.value(i)),
+                                lon: lon.is_valid(i).then(|| lon.value(i)),
+                                terminated: opt_date(&b, "terminated", i),
+                            },
+                        );
+                    }
+                }
+                for b in self.table("lsoa_lookup").await? {
+                    let (a, c) = (col_str(&b, "lsoa11cd"), col_str(&b, "lsoa21cd"));
+                    for i in 0..b.num_rows() {
+                        g.lsoa11_to_21
+                            .entry(a.value(i).to_string())
+                            .or_default()
+                            .push(c.value(i).to_string());
+                        g.lsoa21_to_11
+                            .entry(c.value(i).to_string())
+                            .or_default()
+                            .push(a.value(i).to_string());
+                    }
+                }
+                for b in self.table("iod").await? {
+                    let v = b
+                        .column_by_name("lsoa_vintage")
+                        .expect("vintage")
+                        .as_primitive::<arrow::datatypes::Int64Type>();
+                    let code = col_str(&b, "lsoa_code");
+                    for i in 0..b.num_rows() {
+                        g.lsoas
+                            .entry(v.value(i) as u16)
+                            .or_default()
+                            .insert(code.value(i).to_string());
+                    }
+                }
+            }
+            "centres" => {
+                ctx.centres.clear();
+                for b in self.table("centres").await? {
+                    let id = col_str(&b, "centre_id");
+                    for i in 0..b.num_rows() {
+                        let dates = CentreDates {
+                            open: opt_date(&b, "open_date", i),
+                            close: opt_date(&b, "close_date", i),
+                        };
+                        ctx.centres.insert(id.value(i).to_string(), dates);
+                    }
+                }
+            }
+            "activities" => {
+                ctx.activities.clear();
+                for b in self.table("activities").await? {
+                    let a = col_str(&b, "activity_code");
+                    ctx.activities
+                        .extend((0..b.num_rows()).map(|i| a.value(i).to_string()));
+                }
+            }
+            "registrations" => {
+                ctx.registrations.clear();
+                for b in self.table("registrations").await? {
+                    let (p, f) = (col_str(&b, "person_key"), col_str(&b, "family_key"));
+                    for i in 0..b.num_rows() {
+                        let person = RegisteredPerson {
+                            family_key: f.value(i).to_string(),
+                            date_of_birth: opt_date(&b, "date_of_birth", i),
+                        };
+                        ctx.registrations.insert(p.value(i).to_string(), person);
+                    }
+                }
+            }
+            "chis" => {
+                ctx.chis.clear();
+                for b in self.table("chis").await? {
+                    let k = col_str(&b, "key_nhs");
+                    for i in 0..b.num_rows() {
+                        if let Some(d) = opt_date(&b, "date_of_birth", i) {
+                            // Several registrations of one child share the DOB; keep the first.
+                            ctx.chis.entry(k.value(i).to_string()).or_insert(d);
+                        }
+                    }
+                }
+            }
+            other => unreachable!("unknown context part {other}"),
+        }
+        Ok(())
+    }
+}
+
+/// The files matching a source's pattern, sorted by name.
+fn matching_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
+    let full = dir.join(pattern);
+    let mut files: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+        .with_context(|| format!("bad file pattern {pattern:?}"))?
+        .filter_map(|p| p.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn as_at_for(source: &Source, file: &Path, run_date: NaiveDate) -> Result<NaiveDate> {
+    match &source.as_at {
+        AsAt::RunDate => Ok(run_date),
+        AsAt::Fixed(d) => Ok(*d),
+        AsAt::FileName { pattern, format } => {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let captured = pattern
+                .captures(&name)
+                .and_then(|c| c.get(1))
+                .with_context(|| {
+                    format!(
+                        "file name {name:?} does not match the as_at pattern of source {}",
+                        source.name
+                    )
+                })?;
+            NaiveDate::parse_from_str(captured.as_str(), format).with_context(|| {
+                format!(
+                    "{:?} in file name {name:?} is not a date in format {format}",
+                    captured.as_str()
+                )
+            })
+        }
+    }
+}
+
+/// Runs `pipeline` once and returns what happened. Bad rows and bad files never fail the
+/// run; storage errors and broken invariants do.
+pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let run_date = opts.as_at.unwrap_or_else(|| started.date_naive());
+    let lake = &opts.lake;
+    lake.check_key(&opts.pseudonymiser.fingerprint()).await?;
+    info!(run_id, pipeline = pipeline.name, lake = %lake.root(), "Run started.");
+
+    let mut summary = RunSummary::new(&run_id, &pipeline.name, &opts.trigger, started);
+    let refs = reference::load_dir(&opts.project.join("reference"))?;
+    let mut changed = commit_reference_tables(lake, &refs).await?;
+    summary.reference_tables = refs
+        .iter()
+        .map(|r| (r.name.clone(), r.sha256.clone()))
+        .collect();
+
+    let mut ctx = Context::new(opts.pseudonymiser.clone());
+    ctx.codes = reference::code_lists(&refs)?;
+    ctx.asq_windows = reference::asq_windows(&refs)?;
+    let mut loader = ContextLoader {
+        lake,
+        loaded: HashSet::new(),
+    };
+    let extracts = opts
+        .extracts
+        .clone()
+        .unwrap_or_else(|| pipeline.extracts_dir.clone());
+    if !extracts.is_dir() {
+        bail!(
+            "extracts folder {} does not exist; pass --extracts DIR",
+            extracts.display()
+        );
+    }
+
+    let plan: Vec<(&Source, Vec<PathBuf>)> = pipeline
+        .sources
+        .iter()
+        .map(|s| Ok((s, matching_files(&extracts, &s.path)?)))
+        .collect::<Result<_>>()?;
+    let total: u64 = plan.iter().map(|(_, f)| f.len() as u64).sum();
+    let bar = summary::progress_bar(opts.progress, total);
+
+    for (source, files) in plan {
+        if files.is_empty() {
+            if !source.optional {
+                warn!(
+                    source = source.name,
+                    pattern = source.path,
+                    "No file matched; nothing loaded for this source."
+                );
+            }
+            summary.files.push(FileReport::missing(source, &extracts));
+            continue;
+        }
+        if source.kind == ExtractKind::ReachAreas {
+            ctx.reach_vintage = source.mapping.lsoa_vintage;
+        }
+        for path in files {
+            bar.set_message(format!(
+                "{} {}",
+                source.name,
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            loader.ensure(&mut ctx, source.kind).await?;
+            let report = ingest_file(
+                lake,
+                source,
+                &path,
+                &extracts,
+                run_date,
+                &run_id,
+                &ctx,
+                pipeline.max_quarantine_ratio,
+            )
+            .await?;
+            if report.status == FileStatus::Loaded {
+                changed = true;
+                loader.invalidate(source.kind);
+            }
+            summary.files.push(report);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    let has_link = lake.table(CURATED, "person_link").await?.is_some();
+    if changed || !has_link {
+        summary.linkage = Some(link_children(lake, &opts.pseudonymiser).await?);
+    } else {
+        info!("No input changed: person_link kept as it was.");
+    }
+    summary.finish();
+    write_run_records(lake, &summary, run_date).await?;
+    info!(run_id, status = summary.status(), "Run finished.");
+    Ok(summary)
+}
+
+async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result<bool> {
+    let mut changed = false;
+    for r in refs {
+        let table = format!("ref_{}", r.name);
+        let app_id = format!("earlystart/{table}/{}", r.sha256);
+        if lake.has_transaction(CURATED, &table, &app_id).await? {
+            continue;
+        }
+        let batch = r.to_batch()?;
+        let meta = HashMap::from([("reference_sha256".to_string(), serde_json::json!(r.sha256))]);
+        lake.commit(
+            CURATED,
+            &table,
+            batch.schema(),
+            vec![batch],
+            WriteMode::Overwrite,
+            Some(&app_id),
+            meta,
+        )
+        .await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_file(
+    lake: &Lake,
+    source: &Source,
+    path: &Path,
+    extracts: &Path,
+    run_date: NaiveDate,
+    run_id: &str,
+    ctx: &Context,
+    max_ratio: f64,
+) -> Result<FileReport> {
+    let t0 = Instant::now();
+    let relative = path
+        .strip_prefix(extracts)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned();
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let sha256 = sha256_hex(&raw);
+    let kind = source.kind;
+    let app_id = format!("earlystart/{}/{}", source.name, sha256);
+    let mut report = FileReport::new(source, &relative, &sha256, raw.len() as u64);
+    if lake.has_transaction(CURATED, kind.name(), &app_id).await?
+        || lake.has_transaction(OPS, "rejected_files", &app_id).await?
+    {
+        info!(
+            source = source.name,
+            file = relative,
+            "I001: file already ingested (same SHA-256); skipped."
+        );
+        report.status = FileStatus::Skipped;
+        return Ok(report);
+    }
+    let as_at = as_at_for(source, path, run_date)?;
+    report.as_at = Some(as_at);
+    let meta = FileMeta {
+        source: source.name.clone(),
+        path: relative.clone(),
+        sha256: sha256.clone(),
+        as_at,
+    };
+
+    if !kind.personal() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        lake.put_if_absent(
+            &format!("landing/{}/{}/{}", source.name, sha256, name),
+            Bytes::from(raw.clone()),
+        )
+        .await?;
+    }
+    let is_xlsx = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    let (mapping, ctx_owned, meta2, sheet, header_row) = (
+        source.mapping.clone(),
+        ctx.clone(),
+        meta.clone(),
+        source.sheet.clone(),
+        source.header_row,
+    );
+    let ingested = tokio::task::spawn_blocking(move || {
+        let bytes = if is_xlsx {
+            match xlsx::sheet_to_csv(&raw, sheet.as_deref(), header_row) {
+                Ok(b) => b,
+                Err(e) => return sources::Ingested::unreadable(kind, e),
+            }
+        } else {
+            raw
+        };
+        sources::ingest(kind, &bytes, &meta2, &mapping, &ctx_owned, max_ratio)
+    })
+    .await
+    .context("ingest task failed")?;
+
+    if !ingested.balanced() {
+        bail!(
+            "row accounting broken for {relative}: read {} ≠ loaded {} + quarantined {} (a bug: please report it)",
+            ingested.rows_read,
+            ingested.rows_loaded(),
+            ingested.rows_quarantined
+        );
+    }
+    report.rows_read = ingested.rows_read;
+    report.rows_quarantined = ingested.rows_quarantined;
+    report.warnings = ingested.warnings.len() as u64;
+    let at = Utc::now().to_rfc3339();
+    let file_meta = HashMap::from([
+        ("run_id".to_string(), serde_json::json!(run_id)),
+        ("file".to_string(), serde_json::json!(relative)),
+    ]);
+
+    if let Some(rejection) = &ingested.rejected {
+        warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
+        report.status = FileStatus::Rejected;
+        report.rule = Some(rejection.rule.id().to_string());
+        report.message = Some(rejection.message.clone());
+        if !ingested.errors.is_empty() {
+            let q = records::issue_batch(run_id, &at, &meta, &ingested.errors);
+            lake.commit(
+                OPS,
+                "quarantine",
+                q.schema(),
+                vec![q],
+                WriteMode::Append,
+                Some(&app_id),
+                file_meta.clone(),
+            )
+            .await?;
+        }
+        let r = records::issue_batch(run_id, &at, &meta, std::slice::from_ref(rejection));
+        lake.commit(
+            OPS,
+            "rejected_files",
+            r.schema(),
+            vec![r],
+            WriteMode::Append,
+            Some(&app_id),
+            file_meta,
+        )
+        .await?;
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    report.rows_loaded = ingested.rows_loaded();
+    let mode = match source.mode {
+        LoadMode::Snapshot => {
+            WriteMode::ReplaceWhere(format!("_source = '{}'", source.name.replace('\'', "''")))
+        }
+        LoadMode::Append => WriteMode::Append,
+    };
+    let version = lake
+        .commit(
+            CURATED,
+            kind.name(),
+            kind.schema(),
+            vec![ingested.batch],
+            mode,
+            Some(&app_id),
+            file_meta.clone(),
+        )
+        .await?;
+    if !ingested.errors.is_empty() && !lake.has_transaction(OPS, "quarantine", &app_id).await? {
+        let q = records::issue_batch(run_id, &at, &meta, &ingested.errors);
+        lake.commit(
+            OPS,
+            "quarantine",
+            q.schema(),
+            vec![q],
+            WriteMode::Append,
+            Some(&app_id),
+            file_meta.clone(),
+        )
+        .await?;
+    }
+    if !ingested.warnings.is_empty()
+        && !lake
+            .has_transaction(OPS, "validation_warnings", &app_id)
+            .await?
+    {
+        let w = records::issue_batch(run_id, &at, &meta, &ingested.warnings);
+        lake.commit(
+            OPS,
+            "validation_warnings",
+            w.schema(),
+            vec![w],
+            WriteMode::Append,
+            Some(&app_id),
+            file_meta,
+        )
+        .await?;
+    }
+    report.status = FileStatus::Loaded;
+    report.duration_ms = t0.elapsed().as_millis() as u64;
+    info!(
+        source = source.name,
+        file = relative,
+        table = kind.name(),
+        version,
+        rows_read = report.rows_read,
+        rows_loaded = report.rows_loaded,
+        rows_quarantined = report.rows_quarantined,
+        "File loaded."
+    );
+    Ok(report)
+}
+
+/// Recomputes `person_link` from every child record in the lake (extracts.md §11.3).
+async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkStats> {
+    let mut records = Vec::new();
+    let read = |name: &'static str| async move {
+        lake.read(CURATED, name)
+            .await
+            .map(Option::unwrap_or_default)
+    };
+    for b in read("registrations").await? {
+        let (role, person, nhs, demo, src) = (
+            col_str(&b, "role"),
+            col_str(&b, "person_key"),
+            col_str(&b, "key_nhs"),
+            col_str(&b, "key_demo"),
+            col_str(&b, "_source"),
+        );
+        for i in 0..b.num_rows() {
+            if role.value(i) == "child" {
+                records.push(LinkRecord {
+                    source: src.value(i).to_string(),
+                    source_person_key: person.value(i).to_string(),
+                    nhs: opt_str(nhs, i),
+                    demo: opt_str(demo, i),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for b in read("chis").await? {
+        let (nhs, demo, local, src) = (
+            col_str(&b, "key_nhs"),
+            col_str(&b, "key_demo"),
+            col_str(&b, "local_key"),
+            col_str(&b, "_source"),
+        );
+        for i in 0..b.num_rows() {
+            // A child re-registered in CHIS is one person: one node per NHS key.
+            if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
+                records.push(LinkRecord {
+                    source: src.value(i).to_string(),
+                    source_person_key: nhs.value(i).to_string(),
+                    nhs: opt_str(nhs, i),
+                    demo: opt_str(demo, i),
+                    local: None,
+                    upn: None,
+                });
+                let _ = local;
+            }
+        }
+    }
+    for table in ["hv_contacts", "asq3"] {
+        for b in read(table).await? {
+            let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
+            for i in 0..b.num_rows() {
+                if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
+                    records.push(LinkRecord {
+                        source: src.value(i).to_string(),
+                        source_person_key: nhs.value(i).to_string(),
+                        nhs: opt_str(nhs, i),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    let (links, stats) = tokio::task::spawn_blocking({
+        let p = p.clone();
+        move || linkage::link(&records, &p)
+    })
+    .await?;
+    let schema = crate::sources::builder::schema(&[
+        ("source", crate::sources::ColType::Str),
+        ("source_person_key", crate::sources::ColType::Str),
+        ("child_key", crate::sources::ColType::Str),
+        ("match_rule", crate::sources::ColType::Str),
+        ("confidence", crate::sources::ColType::Float),
+    ]);
+    let mut b = TableBuilder::new(schema.clone());
+    for l in &links {
+        b.str(Some(&l.source))
+            .str(Some(&l.source_person_key))
+            .str(Some(&l.child_key))
+            .str(Some(l.match_rule.map_or("NONE", |r| r.name())))
+            .float(l.match_rule.map(|r| r.confidence()));
+        b.end_row();
+    }
+    let batch = b.finish();
+    let meta = HashMap::from([(
+        "linkage".to_string(),
+        serde_json::json!(format!("{stats:?}")),
+    )]);
+    lake.commit(
+        CURATED,
+        "person_link",
+        schema,
+        vec![batch],
+        WriteMode::Overwrite,
+        None,
+        meta,
+    )
+    .await?;
+    info!(
+        records = stats.records,
+        children = stats.children,
+        ambiguous = stats.ambiguous_demo_keys,
+        "Linkage recomputed."
+    );
+    Ok(stats)
+}
+
+async fn write_run_records(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> Result<()> {
+    let mut b = TableBuilder::new(records::file_load_schema());
+    for f in &s.files {
+        b.str(Some(&s.run_id))
+            .str(Some(&f.source))
+            .str(Some(f.kind.name()))
+            .str(Some(&f.path))
+            .str(f.sha256.as_deref())
+            .int(Some(f.bytes as i64))
+            .str(Some(f.status.name()))
+            .int(Some(f.rows_read as i64))
+            .int(Some(f.rows_loaded as i64))
+            .int(Some(f.rows_quarantined as i64))
+            .int(Some(f.warnings as i64))
+            .str(f.rule.as_deref())
+            .str(f.message.as_deref())
+            .date(f.as_at.or(Some(run_date)))
+            .int(Some(f.duration_ms as i64));
+        b.end_row();
+    }
+    let batch = b.finish();
+    let app = format!("earlystart/run/{}", s.run_id);
+    lake.commit(
+        OPS,
+        "file_loads",
+        batch.schema(),
+        vec![batch],
+        WriteMode::Append,
+        Some(&app),
+        HashMap::new(),
+    )
+    .await?;
+    let mut r = TableBuilder::new(records::run_schema());
+    let refs: BTreeMap<_, _> = s.reference_tables.iter().collect();
+    r.str(Some(&s.run_id))
+        .str(Some(&s.pipeline))
+        .str(Some(&s.trigger))
+        .str(Some(&s.started.to_rfc3339()))
+        .str(s.finished.map(|f| f.to_rfc3339()).as_deref())
+        .str(Some(s.status()))
+        .int(Some(
+            s.files
+                .iter()
+                .filter(|f| f.status != FileStatus::Missing)
+                .count() as i64,
+        ))
+        .int(Some(s.count(FileStatus::Loaded) as i64))
+        .int(Some(s.count(FileStatus::Skipped) as i64))
+        .int(Some(s.count(FileStatus::Rejected) as i64))
+        .int(Some(s.rows_loaded() as i64))
+        .int(Some(s.rows_quarantined() as i64))
+        .str(None)
+        .str(Some(&serde_json::to_string(&refs)?));
+    r.end_row();
+    let batch = r.finish();
+    lake.commit(
+        OPS,
+        "runs",
+        batch.schema(),
+        vec![batch],
+        WriteMode::Append,
+        Some(&app),
+        HashMap::new(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,530 @@
+//! `RowCheck`: typed access to one record's canonical values, recording every rule broken.
+//!
+//! Each accessor parses a field and, when the value breaks a rule, records an issue and
+//! returns `None`; the kind module then decides from [`RowCheck::ok`] whether the record
+//! is loaded. One issue is recorded per failing field and rule.
+
+use chrono::{Datelike, NaiveDate};
+
+use super::context::{Context, PostcodeEntry};
+use super::reader::{MappedCsv, Pos};
+use super::{Field, FileMeta, Issue, Mapping};
+use crate::identity::checks;
+use crate::rules::{Rule, Severity};
+
+/// A postcode resolved to geography; the postcode itself is not kept.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedPostcode {
+    /// Normalised postcode; used transiently (demographic keys), never stored.
+    pub normalised: String,
+    /// Outward code (postcode district), stored.
+    pub outward: String,
+    /// LSOA 2011, when resolved.
+    pub lsoa11: Option<String>,
+    /// LSOA 2021, when resolved.
+    pub lsoa21: Option<String>,
+    /// Postcode centroid (WGS84), when known.
+    pub lat_lon: Option<(f64, f64)>,
+}
+
+/// One record under validation.
+pub struct RowCheck<'a> {
+    fields: &'static [Field],
+    values: &'a [Option<&'a str>],
+    reader: &'a MappedCsv<'a>,
+    pos: Pos,
+    /// The file being read.
+    pub file: &'a FileMeta,
+    mapping: &'a Mapping,
+    /// References, code lists and the pseudonymiser.
+    pub ctx: &'a Context,
+    errors: Vec<Issue>,
+    warnings: Vec<Issue>,
+}
+
+impl<'a> RowCheck<'a> {
+    /// Wraps one mapped record.
+    pub fn new(
+        fields: &'static [Field],
+        values: &'a [Option<&'a str>],
+        reader: &'a MappedCsv<'a>,
+        pos: Pos,
+        file: &'a FileMeta,
+        mapping: &'a Mapping,
+        ctx: &'a Context,
+    ) -> Self {
+        Self {
+            fields,
+            values,
+            reader,
+            pos,
+            file,
+            mapping,
+            ctx,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.fields
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name} is not a field of this extract"))
+    }
+
+    /// The record's row number.
+    pub fn row_number(&self) -> u64 {
+        self.pos.row_number
+    }
+
+    /// Whether no error has been recorded.
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The issues recorded: (errors, warnings).
+    pub fn into_issues(self) -> (Vec<Issue>, Vec<Issue>) {
+        (self.errors, self.warnings)
+    }
+
+    /// The raw canonical value (None when null).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.values[self.index(name)]
+    }
+
+    /// Records a broken rule against `field` ("" for the record as a whole).
+    pub fn issue(&mut self, field: &str, rule: Rule, message: impl Into<String>) {
+        let (source_column, value_preview, value_hmac) = if field.is_empty() {
+            (String::new(), None, None)
+        } else {
+            let i = self.index(field);
+            let value = self.values[i];
+            let identifying = self.fields[i].identifying;
+            (
+                self.reader.source_name(i).to_string(),
+                value
+                    .filter(|_| !identifying)
+                    .map(|v| v.chars().take(64).collect()),
+                value
+                    .filter(|_| identifying)
+                    .map(|v| self.ctx.pseudonymiser.hmac(v)),
+            )
+        };
+        let issue = Issue {
+            row_number: self.pos.row_number,
+            byte_offset: self.pos.byte_offset,
+            field: field.to_string(),
+            source_column,
+            rule,
+            message: message.into(),
+            value_preview,
+            value_hmac,
+        };
+        match rule.severity() {
+            Severity::Warning | Severity::Info => self.warnings.push(issue),
+            Severity::Error | Severity::File => self.errors.push(issue),
+        }
+    }
+
+    /// A required text field (E001 when missing).
+    pub fn required(&mut self, name: &str) -> Option<&'a str> {
+        let v = self.get(name);
+        if v.is_none() {
+            self.issue(
+                name,
+                Rule::E001,
+                format!("{name} is required; fill it in the source system."),
+            );
+        }
+        v
+    }
+
+    /// A conditionally required field: required when `condition` holds.
+    pub fn required_if(&mut self, name: &str, condition: bool, why: &str) -> Option<&'a str> {
+        let v = self.get(name);
+        if v.is_none() && condition {
+            self.issue(
+                name,
+                Rule::E001,
+                format!("{name} is required {why}; fill it in the source system."),
+            );
+        }
+        v
+    }
+
+    /// A text field matching an identifier pattern (E015).
+    pub fn identifier(
+        &mut self,
+        name: &str,
+        required: bool,
+        valid: impl Fn(&str) -> bool,
+        what: &str,
+    ) -> Option<&'a str> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        if valid(v) {
+            Some(v)
+        } else {
+            self.issue(name, Rule::E015, format!("{name} is not a valid {what}."));
+            None
+        }
+    }
+
+    /// A date in one of the mapping's formats (E002); `required` adds E001.
+    pub fn date(&mut self, name: &str, required: bool) -> Option<NaiveDate> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        let default = ["%Y-%m-%d".to_string()];
+        let formats = if self.mapping.date_formats.is_empty() {
+            &default[..]
+        } else {
+            &self.mapping.date_formats[..]
+        };
+        match formats
+            .iter()
+            .find_map(|f| NaiveDate::parse_from_str(v, f).ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                self.issue(
+                    name,
+                    Rule::E002,
+                    format!(
+                        "{name} is not a date in the declared format ({}).",
+                        formats.join(" or ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// E003 when `date` is after the file's as-at date.
+    pub fn not_future(&mut self, name: &str, date: Option<NaiveDate>) -> Option<NaiveDate> {
+        let d = date?;
+        if d > self.file.as_at {
+            self.issue(name, Rule::E003, format!("{name} {d} is after the extract's as-at date {}; check the date in the source system.", self.file.as_at));
+            return None;
+        }
+        Some(d)
+    }
+
+    /// E003 when `date` is before the person's date of birth.
+    pub fn not_before_birth(
+        &mut self,
+        name: &str,
+        date: Option<NaiveDate>,
+        dob: Option<NaiveDate>,
+    ) -> Option<NaiveDate> {
+        let d = date?;
+        if let Some(dob) = dob
+            && d < dob
+        {
+            self.issue(
+                name,
+                Rule::E003,
+                format!("{name} {d} is before the date of birth; check both dates."),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// E011 when `end` is before `start`.
+    pub fn not_before(
+        &mut self,
+        end_name: &str,
+        end: Option<NaiveDate>,
+        start_name: &str,
+        start: Option<NaiveDate>,
+    ) {
+        if let (Some(e), Some(s)) = (end, start)
+            && e < s
+        {
+            self.issue(
+                end_name,
+                Rule::E011,
+                format!("{end_name} {e} is before {start_name} {s}."),
+            );
+        }
+    }
+
+    /// A code from the named reference list (E004).
+    pub fn code(&mut self, name: &str, list: &str, required: bool) -> Option<&'a str> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        if self.ctx.has_code(list, v) {
+            Some(v)
+        } else {
+            self.issue(name, Rule::E004, format!("{name} {v:?} is not in the code list {list}; map the source value under [source.values.{name}] or add the code to the reference table."));
+            None
+        }
+    }
+
+    /// A semicolon-separated list of codes (E004 per unknown code).
+    pub fn code_list(&mut self, name: &str, list: &str) -> Option<Vec<&'a str>> {
+        let v = self.get(name)?;
+        let codes: Vec<&str> = v
+            .split(';')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let unknown: Vec<&str> = codes
+            .iter()
+            .copied()
+            .filter(|c| !self.ctx.has_code(list, c))
+            .collect();
+        if unknown.is_empty() {
+            Some(codes)
+        } else {
+            self.issue(
+                name,
+                Rule::E004,
+                format!("{name} has code(s) {unknown:?} not in the code list {list}."),
+            );
+            None
+        }
+    }
+
+    /// A boolean: true/false, yes/no, y/n, 1/0, case-insensitive (E010).
+    pub fn boolean(&mut self, name: &str, required: bool) -> Option<bool> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "1" => Some(true),
+            "false" | "no" | "n" | "0" => Some(false),
+            _ => {
+                self.issue(
+                    name,
+                    Rule::E010,
+                    format!("{name} {v:?} is not a boolean (true/false, yes/no, y/n, 1/0)."),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer within `min..=max` (E010, E009).
+    pub fn int(&mut self, name: &str, required: bool, min: i64, max: i64) -> Option<i64> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            Ok(n) => {
+                self.issue(
+                    name,
+                    Rule::E009,
+                    format!("{name} {n} is outside {min}–{max}."),
+                );
+                None
+            }
+            Err(_) => {
+                self.issue(
+                    name,
+                    Rule::E010,
+                    format!("{name} {v:?} is not a whole number."),
+                );
+                None
+            }
+        }
+    }
+
+    /// A decimal number within `min..=max` (E010, E009).
+    pub fn number(&mut self, name: &str, required: bool, min: f64, max: f64) -> Option<f64> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        match v.parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= min && n <= max => Some(n),
+            Ok(n) => {
+                self.issue(
+                    name,
+                    Rule::E009,
+                    format!("{name} {n} is outside {min}–{max}."),
+                );
+                None
+            }
+            Err(_) => {
+                self.issue(name, Rule::E010, format!("{name} {v:?} is not a number."));
+                None
+            }
+        }
+    }
+
+    /// A pseudonymised local id in the mapping's namespace (`key_local`).
+    pub fn local_key(&mut self, name: &str, namespace_suffix: &str) -> Option<String> {
+        let v = self.required(name)?;
+        Some(
+            self.ctx
+                .pseudonymiser
+                .local(&format!("{}{namespace_suffix}", self.mapping.namespace), v),
+        )
+    }
+
+    /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
+    pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<String> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        match checks::nhs_number(v) {
+            Some(digits) => Some(self.ctx.pseudonymiser.nhs(&digits)),
+            None => {
+                self.issue(name, Rule::E006, "NHS number is not 10 digits or fails the modulus 11 check; correct it in the source system (the quarantine keeps only its HMAC).");
+                None
+            }
+        }
+    }
+
+    /// A postcode: format checked (E007) and resolved through the directory (W001, W002,
+    /// W017). `event` is the date the postcode applied on.
+    pub fn postcode(
+        &mut self,
+        name: &str,
+        required: bool,
+        event: Option<NaiveDate>,
+    ) -> Option<ResolvedPostcode> {
+        let v = if required {
+            self.required(name)?
+        } else {
+            self.get(name)?
+        };
+        let Some(normalised) = checks::postcode(v) else {
+            self.issue(
+                name,
+                Rule::E007,
+                "Postcode is not in a valid UK format; correct it in the source system.",
+            );
+            return None;
+        };
+        let outward = checks::outward_code(&normalised).to_string();
+        let geo = &self.ctx.geography;
+        let Some(entry) = geo.postcodes.get(&normalised) else {
+            self.issue(name, Rule::W001, "Postcode is not in the postcode directory, so its LSOA is unknown; check it, or load a newer directory.");
+            return Some(ResolvedPostcode {
+                normalised,
+                outward,
+                ..Default::default()
+            });
+        };
+        if let (Some(term), Some(ev)) = (entry.terminated, event)
+            && term < ev
+        {
+            self.issue(
+                name,
+                Rule::W002,
+                format!(
+                    "Postcode was terminated in {}-{:02}, before {ev}; resolved anyway.",
+                    term.year(),
+                    term.month()
+                ),
+            );
+        }
+        let (lsoa11, lsoa21) = self.fill_lsoas(name, entry);
+        Some(ResolvedPostcode {
+            normalised,
+            outward,
+            lsoa11,
+            lsoa21,
+            lat_lon: entry.lat.zip(entry.lon),
+        })
+    }
+
+    fn fill_lsoas(
+        &mut self,
+        name: &str,
+        entry: &PostcodeEntry,
+    ) -> (Option<String>, Option<String>) {
+        let geo = &self.ctx.geography;
+        let unique = |m: &std::collections::HashMap<String, Vec<String>>,
+                      k: &Option<String>|
+         -> Option<String> {
+            let v = m.get(k.as_ref()?)?;
+            (v.len() == 1).then(|| v[0].clone())
+        };
+        match (&entry.lsoa11, &entry.lsoa21) {
+            (Some(_), Some(_)) | (None, None) => (entry.lsoa11.clone(), entry.lsoa21.clone()),
+            (None, Some(_)) => {
+                let l11 = unique(&geo.lsoa21_to_11, &entry.lsoa21);
+                if l11.is_some() {
+                    self.issue(
+                        name,
+                        Rule::W017,
+                        "LSOA 2011 derived from LSOA 2021 through the ONS lookup.",
+                    );
+                }
+                (l11, entry.lsoa21.clone())
+            }
+            (Some(_), None) => {
+                let l21 = unique(&geo.lsoa11_to_21, &entry.lsoa11);
+                if l21.is_some() {
+                    self.issue(
+                        name,
+                        Rule::W017,
+                        "LSOA 2021 derived from LSOA 2011 through the ONS lookup.",
+                    );
+                }
+                (entry.lsoa11.clone(), l21)
+            }
+        }
+    }
+
+    /// E005: records `key` and quarantines this record when an earlier row had it.
+    pub fn unique(
+        &mut self,
+        seen: &mut std::collections::HashMap<String, u64>,
+        field: &str,
+        key: String,
+        what: &str,
+    ) -> bool {
+        match seen.get(&key) {
+            Some(first) => {
+                let first = *first;
+                self.issue(field, Rule::E005, format!("Duplicate {what}: row {first} has the same key; remove or correct one of them."));
+                false
+            }
+            None => {
+                seen.insert(key, self.pos.row_number);
+                true
+            }
+        }
+    }
+}
+
+/// Completed years between `dob` and `on`.
+pub fn age_years(dob: NaiveDate, on: NaiveDate) -> i32 {
+    let mut years = on.year() - dob.year();
+    if (on.month(), on.day()) < (dob.month(), dob.day()) {
+        years -= 1;
+    }
+    years
+}
+
+/// Completed months between `dob` and `on`.
+pub fn age_months(dob: NaiveDate, on: NaiveDate) -> i64 {
+    let mut months =
+        i64::from(on.year() - dob.year()) * 12 + i64::from(on.month()) - i64::from(dob.month());
+    if on.day() < dob.day() {
+        months -= 1;
+    }
+    months
+}

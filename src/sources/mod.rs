@@ -1,0 +1,542 @@
+//! Ingest: one module per extract kind, all with the same entry point.
+//!
+//! ```text
+//!  bytes ──► reader (csv crate, mapping applied) ──► kind::row() per record ──► Ingested
+//!                                                        │                      ├ batch (good rows)
+//!                                                        └─ RowCheck issues ───► ├ quarantine (E)
+//!                                                                                └ warnings (W)
+//! ```
+//!
+//! Invariants: this module does no I/O (it takes bytes and returns batches and issues); bad
+//! rows never fail the ingest; clear identifiers never appear in an [`Issue`] (identifying
+//! fields carry an HMAC of the value instead of a preview).
+
+pub mod builder;
+pub mod check;
+pub mod context;
+pub mod reader;
+
+pub mod activities;
+pub mod asq3;
+pub mod attendances;
+pub mod centres;
+pub mod chis;
+pub mod hv_contacts;
+pub mod reach_areas;
+pub mod reference_files;
+pub mod registrations;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+pub use builder::{ColType, TableBuilder};
+pub use check::RowCheck;
+pub use context::Context;
+
+use crate::rules::Rule;
+
+/// The canonical extract kinds (extracts.md §3–4). The serde name is the `canonical` value
+/// of a `[[source]]` and the name of the curated table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractKind {
+    /// Children's centre sites.
+    Centres,
+    /// LSOAs each centre is responsible for.
+    ReachAreas,
+    /// Activity catalogue.
+    Activities,
+    /// People registered with a centre.
+    Registrations,
+    /// One row per person per session.
+    Attendances,
+    /// Child health register.
+    Chis,
+    /// Health visiting contacts.
+    HvContacts,
+    /// ASQ-3 scores at the 2–2½ year review.
+    Asq3,
+    /// English Indices of Deprivation, File 7 (public).
+    Iod,
+    /// Postcode directory: ONSPD, NSPL or NHSPD (public).
+    Postcodes,
+    /// ONS LSOA 2011→2021 lookup (public).
+    LsoaLookup,
+    /// ONS LSOA mid-year population by single year of age (public).
+    LsoaPopulation,
+}
+
+impl ExtractKind {
+    /// Every kind, in dependency order (a kind only references kinds before it).
+    pub const ALL: &'static [ExtractKind] = &[
+        ExtractKind::Postcodes,
+        ExtractKind::LsoaLookup,
+        ExtractKind::Iod,
+        ExtractKind::LsoaPopulation,
+        ExtractKind::Centres,
+        ExtractKind::ReachAreas,
+        ExtractKind::Activities,
+        ExtractKind::Registrations,
+        ExtractKind::Attendances,
+        ExtractKind::Chis,
+        ExtractKind::HvContacts,
+        ExtractKind::Asq3,
+    ];
+
+    /// The canonical name, also the curated table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtractKind::Centres => "centres",
+            ExtractKind::ReachAreas => "reach_areas",
+            ExtractKind::Activities => "activities",
+            ExtractKind::Registrations => "registrations",
+            ExtractKind::Attendances => "attendances",
+            ExtractKind::Chis => "chis",
+            ExtractKind::HvContacts => "hv_contacts",
+            ExtractKind::Asq3 => "asq3",
+            ExtractKind::Iod => "iod",
+            ExtractKind::Postcodes => "postcodes",
+            ExtractKind::LsoaLookup => "lsoa_lookup",
+            ExtractKind::LsoaPopulation => "lsoa_population",
+        }
+    }
+
+    /// Parses a canonical name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The canonical input fields.
+    pub fn fields(self) -> &'static [Field] {
+        match self {
+            ExtractKind::Centres => centres::FIELDS,
+            ExtractKind::ReachAreas => reach_areas::FIELDS,
+            ExtractKind::Activities => activities::FIELDS,
+            ExtractKind::Registrations => registrations::FIELDS,
+            ExtractKind::Attendances => attendances::FIELDS,
+            ExtractKind::Chis => chis::FIELDS,
+            ExtractKind::HvContacts => hv_contacts::FIELDS,
+            ExtractKind::Asq3 => asq3::FIELDS,
+            ExtractKind::Iod => reference_files::IOD_FIELDS,
+            ExtractKind::Postcodes => reference_files::POSTCODE_FIELDS,
+            ExtractKind::LsoaLookup => reference_files::LOOKUP_FIELDS,
+            ExtractKind::LsoaPopulation => reference_files::POPULATION_FIELDS,
+        }
+    }
+
+    /// The curated table schema, lineage columns included.
+    pub fn schema(self) -> SchemaRef {
+        let mut cols: Vec<(&str, ColType)> = match self {
+            ExtractKind::Centres => centres::COLUMNS,
+            ExtractKind::ReachAreas => reach_areas::COLUMNS,
+            ExtractKind::Activities => activities::COLUMNS,
+            ExtractKind::Registrations => registrations::COLUMNS,
+            ExtractKind::Attendances => attendances::COLUMNS,
+            ExtractKind::Chis => chis::COLUMNS,
+            ExtractKind::HvContacts => hv_contacts::COLUMNS,
+            ExtractKind::Asq3 => asq3::COLUMNS,
+            ExtractKind::Iod => reference_files::IOD_COLUMNS,
+            ExtractKind::Postcodes => reference_files::POSTCODE_COLUMNS,
+            ExtractKind::LsoaLookup => reference_files::LOOKUP_COLUMNS,
+            ExtractKind::LsoaPopulation => reference_files::POPULATION_COLUMNS,
+        }
+        .to_vec();
+        cols.extend(LINEAGE_COLUMNS);
+        builder::schema(&cols)
+    }
+
+    /// Whether files of this kind carry personal data (and so are never copied raw into the
+    /// lake's landing area).
+    pub fn personal(self) -> bool {
+        matches!(
+            self,
+            ExtractKind::Registrations
+                | ExtractKind::Attendances
+                | ExtractKind::Chis
+                | ExtractKind::HvContacts
+                | ExtractKind::Asq3
+        )
+    }
+
+    /// Whether this kind is a public reference file rather than a council extract.
+    pub fn is_reference(self) -> bool {
+        matches!(
+            self,
+            ExtractKind::Iod
+                | ExtractKind::Postcodes
+                | ExtractKind::LsoaLookup
+                | ExtractKind::LsoaPopulation
+        )
+    }
+
+    /// The published header of each field, where the kind reads a public file.
+    pub fn default_columns(self, vintage: u16) -> Vec<(&'static str, String)> {
+        match self {
+            ExtractKind::Iod => reference_files::iod_default_columns(vintage),
+            _ => Vec::new(),
+        }
+    }
+
+    fn row(self, r: &mut RowCheck<'_>, out: &mut TableBuilder, state: &mut KindState) -> bool {
+        match self {
+            ExtractKind::Centres => centres::row(r, out, state),
+            ExtractKind::ReachAreas => reach_areas::row(r, out, state),
+            ExtractKind::Activities => activities::row(r, out, state),
+            ExtractKind::Registrations => registrations::row(r, out, state),
+            ExtractKind::Attendances => attendances::row(r, out, state),
+            ExtractKind::Chis => chis::row(r, out, state),
+            ExtractKind::HvContacts => hv_contacts::row(r, out, state),
+            ExtractKind::Asq3 => asq3::row(r, out, state),
+            ExtractKind::Iod => reference_files::iod_row(r, out, state, state_vintage(state)),
+            ExtractKind::Postcodes => reference_files::postcode_row(r, out, state),
+            ExtractKind::LsoaLookup => reference_files::lookup_row(r, out, state),
+            ExtractKind::LsoaPopulation => {
+                reference_files::population_row(r, out, state, state_vintage(state))
+            }
+        }
+    }
+}
+
+impl fmt::Display for ExtractKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Lineage columns appended to every curated table.
+pub const LINEAGE_COLUMNS: &[(&str, ColType)] = &[
+    ("_source", ColType::Str),
+    ("_file_sha256", ColType::Str),
+    ("_row_number", ColType::Int),
+];
+
+/// Whether a canonical field must be present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Req {
+    /// Required: its column must exist (F002) and every record must fill it (E001).
+    Yes,
+    /// Conditionally required: the kind module checks the condition.
+    Cond,
+    /// Optional.
+    No,
+}
+
+/// A canonical input field.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// Canonical name.
+    pub name: &'static str,
+    /// Whether it is required.
+    pub req: Req,
+    /// Whether its values identify a person (never previewed in quarantine).
+    pub identifying: bool,
+}
+
+/// Shorthand for field tables.
+pub const fn field(name: &'static str, req: Req) -> Field {
+    Field {
+        name,
+        req,
+        identifying: false,
+    }
+}
+
+/// Shorthand for an identifying field.
+pub const fn pii(name: &'static str, req: Req) -> Field {
+    Field {
+        name,
+        req,
+        identifying: true,
+    }
+}
+
+/// How a council's export maps onto a canonical table (extracts.md §2), resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Mapping {
+    /// Canonical field → source header.
+    pub columns: HashMap<String, String>,
+    /// Canonical field → (source value → canonical value).
+    pub values: HashMap<String, HashMap<String, String>>,
+    /// Canonical field → file-level constant (used when the column is absent or blank).
+    pub constants: HashMap<String, String>,
+    /// Values read as null (after trimming); the empty string is always null.
+    pub nulls: Vec<String>,
+    /// Date formats tried in order (chrono `strftime` syntax); default `%Y-%m-%d`.
+    pub date_formats: Vec<String>,
+    /// Namespace of local person ids (`key_local`).
+    pub namespace: String,
+    /// LSOA vintage of LSOA codes in the file (2011 or 2021).
+    pub lsoa_vintage: u16,
+}
+
+/// Where a file came from; stamped on every row and issue.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    /// Mapping source name, e.g. `cc_registrations`.
+    pub source: String,
+    /// Path of the file as given (relative to the extracts folder).
+    pub path: String,
+    /// SHA-256 of the bytes.
+    pub sha256: String,
+    /// As-at date: "future" means after it.
+    pub as_at: NaiveDate,
+}
+
+/// One rule broken by one field of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// 1-based record number (header = 1); 0 for file-level issues.
+    pub row_number: u64,
+    /// Byte offset of the record in the file.
+    pub byte_offset: u64,
+    /// Canonical field name (empty for record- or file-level issues).
+    pub field: String,
+    /// The source column the field was read from.
+    pub source_column: String,
+    /// The rule broken.
+    pub rule: Rule,
+    /// What is wrong and how to fix it; never contains a clear identifier.
+    pub message: String,
+    /// Raw value of a non-identifying field, truncated to 64 characters.
+    pub value_preview: Option<String>,
+    /// HMAC of the raw value of an identifying field.
+    pub value_hmac: Option<String>,
+}
+
+/// Per-file state carried across records by a kind (duplicate keys and the like).
+#[derive(Default)]
+pub struct KindState {
+    /// First row seen for each key (E005).
+    pub seen: HashMap<String, u64>,
+    /// LSOA vintage of the source (2011 or 2021).
+    pub vintage: u16,
+}
+
+fn state_vintage(state: &KindState) -> u16 {
+    state.vintage
+}
+
+/// The result of ingesting one file.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Records read (header excluded).
+    pub rows_read: u64,
+    /// Good records.
+    pub batch: RecordBatch,
+    /// Records quarantined (each has at least one E issue).
+    pub rows_quarantined: u64,
+    /// E issues, one per failing field and rule.
+    pub errors: Vec<Issue>,
+    /// W issues on loaded records.
+    pub warnings: Vec<Issue>,
+    /// Set when the whole file is rejected (F rules); then `batch` is empty.
+    pub rejected: Option<Issue>,
+}
+
+impl Ingested {
+    /// Records loaded.
+    pub fn rows_loaded(&self) -> u64 {
+        self.batch.num_rows() as u64
+    }
+
+    /// The accounting invariant: every record read is loaded, quarantined or in a rejected
+    /// file.
+    pub fn balanced(&self) -> bool {
+        let rejected = if self.rejected.is_some() {
+            self.rows_read - self.rows_quarantined
+        } else {
+            0
+        };
+        self.rows_read == self.rows_loaded() + self.rows_quarantined + rejected
+    }
+
+    /// A file that could not be opened at all (F001).
+    pub fn unreadable(kind: ExtractKind, message: String) -> Self {
+        Self::rejected_file(kind, Rule::F001, message, 0)
+    }
+
+    fn rejected_file(kind: ExtractKind, rule: Rule, message: String, rows_read: u64) -> Self {
+        Ingested {
+            rows_read,
+            batch: RecordBatch::new_empty(kind.schema()),
+            rows_quarantined: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            rejected: Some(Issue {
+                row_number: 0,
+                byte_offset: 0,
+                field: String::new(),
+                source_column: String::new(),
+                rule,
+                message,
+                value_preview: None,
+                value_hmac: None,
+            }),
+        }
+    }
+}
+
+/// Ingests one file of `kind`. Never fails: a file that cannot be read at all comes back
+/// with `rejected` set, and a panic inside a reader rejects that file alone.
+pub fn ingest(
+    kind: ExtractKind,
+    bytes: &[u8],
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+    max_quarantine_ratio: f64,
+) -> Ingested {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ingest_inner(kind, bytes, file, mapping, ctx)
+    }));
+    let mut out = match run {
+        Ok(out) => out,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            return Ingested::rejected_file(
+                kind,
+                Rule::F001,
+                format!(
+                    "The reader failed on this file ({what}); the file was rejected and the rest of the run continued. Report this as a bug with the file's SHA-256."
+                ),
+                0,
+            );
+        }
+    };
+    if out.rejected.is_none() && out.rows_read > 0 {
+        let ratio = out.rows_quarantined as f64 / out.rows_read as f64;
+        if ratio > max_quarantine_ratio {
+            let rows_read = out.rows_read;
+            let quarantined = out.rows_quarantined;
+            let errors = std::mem::take(&mut out.errors);
+            let mut rejected = Ingested::rejected_file(
+                kind,
+                Rule::F005,
+                format!(
+                    "{quarantined} of {rows_read} records ({:.0}%) failed validation, above max_quarantine_ratio {max_quarantine_ratio}: a mapping error (column names, date format, code values) is more likely than bad data. Check the [[source]] mapping for {}; nothing from this file was loaded.",
+                    ratio * 100.0,
+                    file.source
+                ),
+                rows_read,
+            );
+            // Keep the record-level reasons: they are how staff find the mapping error.
+            rejected.errors = errors;
+            rejected.rows_quarantined = quarantined;
+            return rejected;
+        }
+    }
+    out
+}
+
+fn ingest_inner(
+    kind: ExtractKind,
+    bytes: &[u8],
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+) -> Ingested {
+    let mut mapping = mapping.clone();
+    for (canonical, header) in kind.default_columns(mapping.lsoa_vintage) {
+        mapping
+            .columns
+            .entry(canonical.to_string())
+            .or_insert(header);
+    }
+    let mapping = &mapping;
+    let mut reader = match reader::MappedCsv::open(bytes, kind.fields(), mapping) {
+        Ok(r) => r,
+        Err((rule, message)) => return Ingested::rejected_file(kind, rule, message, 0),
+    };
+    let mut out = TableBuilder::new(kind.schema());
+    let mut state = KindState {
+        vintage: mapping.lsoa_vintage,
+        ..KindState::default()
+    };
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut rows_read = 0u64;
+    let mut rows_quarantined = 0u64;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let pos = match reader.next_record(&mut record) {
+            Ok(Some(pos)) => pos,
+            Ok(None) => break,
+            Err(malformed) => {
+                rows_read += 1;
+                rows_quarantined += 1;
+                errors.push(malformed);
+                if reader.fatal() {
+                    break;
+                }
+                continue;
+            }
+        };
+        rows_read += 1;
+        let values = match reader.map_record(&record, pos) {
+            Ok(values) => values,
+            Err(issue) => {
+                rows_quarantined += 1;
+                errors.push(issue);
+                continue;
+            }
+        };
+        let mut check = RowCheck::new(kind.fields(), &values, &reader, pos, file, mapping, ctx);
+        let pushed = kind.row(&mut check, &mut out, &mut state);
+        let (errs, warns) = check.into_issues();
+        if pushed {
+            assert!(
+                errs.is_empty(),
+                "{kind} loaded row {} despite errors",
+                pos.row_number
+            );
+            out.str(Some(&file.source))
+                .str(Some(&file.sha256))
+                .int(Some(pos.row_number as i64));
+            out.end_row();
+            warnings.extend(warns);
+        } else {
+            assert!(
+                !errs.is_empty(),
+                "{kind} rejected row {} without an error",
+                pos.row_number
+            );
+            rows_quarantined += 1;
+            errors.extend(errs);
+        }
+    }
+    if kind == ExtractKind::Iod
+        && rows_read != reference_files::iod_expected_rows(mapping.lsoa_vintage)
+    {
+        warnings.push(Issue {
+            row_number: 0,
+            byte_offset: 0,
+            field: String::new(),
+            source_column: String::new(),
+            rule: Rule::W020,
+            message: format!(
+                "The IoD file has {rows_read} rows; the national file of the {} vintage has {}. Loaded, but check it is the full England file.",
+                mapping.lsoa_vintage,
+                reference_files::iod_expected_rows(mapping.lsoa_vintage)
+            ),
+            value_preview: None,
+            value_hmac: None,
+        });
+    }
+    Ingested {
+        rows_read,
+        batch: out.finish(),
+        rows_quarantined,
+        errors,
+        warnings,
+        rejected: None,
+    }
+}
