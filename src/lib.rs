@@ -15,6 +15,7 @@
 //! storage; [`pipeline`] runs the steps; [`generate`] writes synthetic extracts; [`cli`] is
 //! the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod generate;

@@ -102,11 +102,9 @@ impl Lake {
             .root
             .join(relative)
             .expect("relative lake paths are valid URL paths");
-        match self.root.scheme() {
-            "file" => Path::from_filesystem_path(url.to_file_path().expect("file URL"))
-                .expect("valid local path"),
-            _ => Path::from_url_path(url.path()).expect("valid object path"),
-        }
+        // Both the local store (rooted at `/`) and the S3 store (rooted at the bucket) take
+        // the URL path as the object path.
+        Path::from_url_path(url.path()).expect("valid object path")
     }
 
     /// URL of a table, e.g. `curated/registrations`.
@@ -127,6 +125,18 @@ impl Lake {
 
     /// Loads the latest version of a table; `None` when it has never been committed.
     pub async fn table(&self, area: &str, name: &str) -> Result<Option<DeltaTable>> {
+        use futures::StreamExt as _;
+        let log = self.object_path(&format!("{area}/{name}/_delta_log/"));
+        let first = self
+            .store
+            .list(Some(&log))
+            .next()
+            .await
+            .transpose()
+            .with_context(|| format!("cannot list {area}/{name}"))?;
+        if first.is_none() {
+            return Ok(None);
+        }
         let url = self.table_url(area, name);
         let mut table = self.builder(url)?.build()?;
         match table.load().await {
@@ -179,7 +189,8 @@ impl Lake {
                 {
                     Ok(t) => t,
                     Err(e) => {
-                        return Err(e).with_context(|| format!("cannot create table {area}/{name}"));
+                        return Err(e)
+                            .with_context(|| format!("cannot create table {area}/{name}"));
                     }
                 }
             }

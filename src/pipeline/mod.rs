@@ -62,10 +62,15 @@ fn dt32(v: i32) -> NaiveDate {
     NaiveDate::from_num_days_from_ce_opt(v + 719_163).expect("Date32 in range")
 }
 
-fn col_str<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::StringArray {
-    b.column_by_name(name)
-        .unwrap_or_else(|| panic!("column {name}"))
-        .as_string::<i32>()
+/// A text column as `Utf8`, whatever string layout the Delta scan returned (it may be
+/// `Utf8View`).
+fn col_str(b: &RecordBatch, name: &str) -> arrow::array::StringArray {
+    let col = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name}"));
+    let utf8 = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)
+        .expect("text columns cast to Utf8");
+    utf8.as_string::<i32>().clone()
 }
 
 fn opt_str(a: &arrow::array::StringArray, i: usize) -> Option<String> {
@@ -144,8 +149,8 @@ impl ContextLoader<'_> {
                         g.postcodes.insert(
                             pc.value(i).to_string(),
                             PostcodeEntry {
-                                lsoa11: opt_str(l11, i),
-                                lsoa21: opt_str(l21, i),
+                                lsoa11: opt_str(&l11, i),
+                                lsoa21: opt_str(&l21, i),
                                 lat: lat.is_valid(i).then(|| lat.value(i)),
                                 lon: lon.is_valid(i).then(|| lon.value(i)),
                                 terminated: opt_date(&b, "terminated", i),
@@ -608,8 +613,8 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkSt
                 records.push(LinkRecord {
                     source: src.value(i).to_string(),
                     source_person_key: person.value(i).to_string(),
-                    nhs: opt_str(nhs, i),
-                    demo: opt_str(demo, i),
+                    nhs: opt_str(&nhs, i),
+                    demo: opt_str(&demo, i),
                     ..Default::default()
                 });
             }
@@ -629,8 +634,8 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkSt
                 records.push(LinkRecord {
                     source: src.value(i).to_string(),
                     source_person_key: nhs.value(i).to_string(),
-                    nhs: opt_str(nhs, i),
-                    demo: opt_str(demo, i),
+                    nhs: opt_str(&nhs, i),
+                    demo: opt_str(&demo, i),
                     local: None,
                     upn: None,
                 });
@@ -646,7 +651,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkSt
                     records.push(LinkRecord {
                         source: src.value(i).to_string(),
                         source_person_key: nhs.value(i).to_string(),
-                        nhs: opt_str(nhs, i),
+                        nhs: opt_str(&nhs, i),
                         ..Default::default()
                     });
                 }
