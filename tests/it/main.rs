@@ -1,1 +1,6 @@
-fn main() {}
+//! The one integration-test binary (matklad's layout): one module per area.
+
+mod config;
+mod ingest;
+mod lake;
+mod support;
