@@ -708,36 +708,22 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         }
     }
     if dirty {
-        let (pid, fam, centre, _, _) = &persons[0];
+        let (pid, fam, centre, _, registered) = &persons[0];
+        // On the person's registration date, so no fault but the injected one applies.
+        let day = registered.to_string();
         at.fault(
             &mut truth,
             "person_id",
             "E008",
             [
-                "AX1",
-                "PNOBODY",
-                "F999999",
-                centre,
-                "ACT01",
-                "centre",
-                "2024-05-01",
-                "60",
+                "AX1", "PNOBODY", "F999999", centre, "ACT01", "centre", &day, "60",
             ],
         )?;
         at.fault(
             &mut truth,
             "duration_minutes",
             "E009",
-            [
-                "AX2",
-                pid,
-                fam,
-                centre,
-                "ACT01",
-                "centre",
-                "2024-05-01",
-                "2000",
-            ],
+            ["AX2", pid, fam, centre, "ACT01", "centre", &day, "2000"],
         )?;
         at.fault(
             &mut truth,
@@ -758,47 +744,21 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
             &mut truth,
             "activity_code",
             "E008",
-            [
-                "AX4",
-                pid,
-                fam,
-                centre,
-                "NOPE",
-                "centre",
-                "2024-05-01",
-                "60",
-            ],
+            ["AX4", pid, fam, centre, "NOPE", "centre", &day, "60"],
         )?;
         at.fault(
             &mut truth,
             "",
             "E014",
             [
-                "AX5",
-                pid,
-                fam,
-                centre,
-                "ACT01",
-                "centre",
-                "2024-05-01",
-                "60",
-                "extra",
+                "AX5", pid, fam, centre, "ACT01", "centre", &day, "60", "extra",
             ],
         )?;
         at.fault(
             &mut truth,
             "venue_type",
             "E004",
-            [
-                "AX6",
-                pid,
-                fam,
-                centre,
-                "ACT01",
-                "spaceship",
-                "2024-05-01",
-                "60",
-            ],
+            ["AX6", pid, fam, centre, "ACT01", "spaceship", &day, "60"],
         )?;
     }
     counts.insert(at.name.clone(), r(&at));

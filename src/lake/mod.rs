@@ -59,6 +59,12 @@ pub struct Lake {
 }
 
 impl Lake {
+    /// A lake on a given store, rooted at `root` (e.g. `memory:///lake/`). Tests use it to
+    /// put a fault-injecting store under the lake.
+    pub fn with_store(root: Url, store: Arc<dyn ObjectStore>) -> Self {
+        Self { root, store }
+    }
+
     /// Opens a lake at a local path (created if absent) or an object-store URL (`s3://…`,
     /// credentials from the environment).
     pub fn open(location: &str) -> Result<Self> {
@@ -115,12 +121,10 @@ impl Lake {
     }
 
     fn builder(&self, url: Url) -> Result<DeltaTableBuilder> {
-        let b = DeltaTableBuilder::from_url(url.clone())?;
-        Ok(if url.scheme() == "s3" {
-            b.with_storage_backend(self.store.clone(), self.root.clone())
-        } else {
-            b
-        })
+        // Always hand deltalake our store, so the lake's store (S3 with its settings, or a
+        // test's fault-injecting wrapper) is the one every commit goes through.
+        Ok(DeltaTableBuilder::from_url(url)?
+            .with_storage_backend(self.store.clone(), self.root.clone()))
     }
 
     /// Loads the latest version of a table; `None` when it has never been committed.

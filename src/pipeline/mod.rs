@@ -5,15 +5,15 @@
 //!    read bytes ─► sha256 ─► already committed? ── yes ─► I001, skip
 //!                                  │ no
 //!                                  ▼
-//!    sources::ingest (blocking pool) ─► commit curated table (Delta, app txn = source+sha)
-//!                                     ─► commit quarantine / warnings / rejected_files
-//!  then person_link (if anything changed), file_loads and the runs row.
+//!    sources::ingest (blocking pool) ─► commit quarantine, warnings      (app txn = source+sha)
+//!                                     ─► commit curated table or rejected_files (same txn: the marker)
+//!  then person_link (when an input table has a new version), file_loads and the runs row.
 //! ```
 //!
-//! Each commit is atomic; the data commit is the one that marks a file as ingested, and
-//! it comes first, so a crash before it leaves nothing and a crash after it is completed by
-//! the rerun (the quarantine commits carry the same transaction id and are redone only when
-//! missing).
+//! Each commit is atomic. The marker commit comes last, so a crash anywhere before it is
+//! completed by the rerun: the file is read again, and each issue commit already in its table
+//! (found by its transaction id) is not written twice. Proven by `tests/it/crash.rs`, which
+//! fails the store at every write of a run in turn.
 
 pub mod records;
 pub mod summary;
@@ -293,7 +293,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
 
     let mut summary = RunSummary::new(&run_id, &pipeline.name, &opts.trigger, started);
     let refs = reference::load_dir(&opts.project.join("reference"))?;
-    let mut changed = commit_reference_tables(lake, &refs).await?;
+    commit_reference_tables(lake, &refs).await?;
     summary.reference_tables = refs
         .iter()
         .map(|r| (r.name.clone(), r.sha256.clone()))
@@ -359,7 +359,6 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
             )
             .await?;
             if report.status == FileStatus::Loaded {
-                changed = true;
                 loader.invalidate(source.kind);
             }
             summary.files.push(report);
@@ -368,11 +367,17 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     }
     bar.finish_and_clear();
 
-    let has_link = lake.table(CURATED, "person_link").await?.is_some();
-    if changed || !has_link {
-        summary.linkage = Some(link_children(lake, &opts.pseudonymiser).await?);
+    // person_link is recomputed whenever one of its inputs has a new version: its commit
+    // carries the input versions as its transaction, so a run that changed nothing (or a
+    // rerun after a crash before linkage) finds out from the table itself.
+    let inputs = linkage_inputs(lake).await?;
+    if lake
+        .has_transaction(CURATED, "person_link", &inputs)
+        .await?
+    {
+        info!("No linkage input changed: person_link kept as it was.");
     } else {
-        info!("No input changed: person_link kept as it was.");
+        summary.linkage = Some(link_children(lake, &opts.pseudonymiser, &inputs).await?);
     }
     summary.finish();
     write_run_records(lake, &summary, run_date).await?;
@@ -380,8 +385,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     Ok(summary)
 }
 
-async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result<bool> {
-    let mut changed = false;
+async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result<()> {
     for r in refs {
         let table = format!("ref_{}", r.name);
         let app_id = format!("earlystart/{table}/{}", r.sha256);
@@ -400,9 +404,8 @@ async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result
             meta,
         )
         .await?;
-        changed = true;
     }
-    Ok(changed)
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -501,7 +504,7 @@ async fn ingest_file(
         report.status = FileStatus::Rejected;
         report.rule = Some(rejection.rule.id().to_string());
         report.message = Some(rejection.message.clone());
-        if !ingested.errors.is_empty() {
+        if !ingested.errors.is_empty() && !lake.has_transaction(OPS, "quarantine", &app_id).await? {
             let q = records::issue_batch(run_id, &at, &meta, &ingested.errors);
             lake.commit(
                 OPS,
@@ -530,6 +533,28 @@ async fn ingest_file(
     }
 
     report.rows_loaded = ingested.rows_loaded();
+    // Quarantine and warnings first, the data commit last: the data commit is what marks the
+    // file as ingested, so a crash between these commits is completed by the rerun, and each
+    // issue commit is skipped when its transaction is already in its table.
+    for (table, issues) in [
+        ("quarantine", &ingested.errors),
+        ("validation_warnings", &ingested.warnings),
+    ] {
+        if !issues.is_empty() && !lake.has_transaction(OPS, table, &app_id).await? {
+            let batch = records::issue_batch(run_id, &at, &meta, issues);
+            let schema = batch.schema();
+            lake.commit(
+                OPS,
+                table,
+                schema,
+                vec![batch],
+                WriteMode::Append,
+                Some(&app_id),
+                file_meta.clone(),
+            )
+            .await?;
+        }
+    }
     let mode = match source.mode {
         LoadMode::Snapshot => {
             WriteMode::ReplaceWhere(format!("_source = '{}'", source.name.replace('\'', "''")))
@@ -544,39 +569,9 @@ async fn ingest_file(
             vec![ingested.batch],
             mode,
             Some(&app_id),
-            file_meta.clone(),
-        )
-        .await?;
-    if !ingested.errors.is_empty() && !lake.has_transaction(OPS, "quarantine", &app_id).await? {
-        let q = records::issue_batch(run_id, &at, &meta, &ingested.errors);
-        lake.commit(
-            OPS,
-            "quarantine",
-            q.schema(),
-            vec![q],
-            WriteMode::Append,
-            Some(&app_id),
-            file_meta.clone(),
-        )
-        .await?;
-    }
-    if !ingested.warnings.is_empty()
-        && !lake
-            .has_transaction(OPS, "validation_warnings", &app_id)
-            .await?
-    {
-        let w = records::issue_batch(run_id, &at, &meta, &ingested.warnings);
-        lake.commit(
-            OPS,
-            "validation_warnings",
-            w.schema(),
-            vec![w],
-            WriteMode::Append,
-            Some(&app_id),
             file_meta,
         )
         .await?;
-    }
     report.status = FileStatus::Loaded;
     report.duration_ms = t0.elapsed().as_millis() as u64;
     info!(
@@ -593,7 +588,22 @@ async fn ingest_file(
 }
 
 /// Recomputes `person_link` from every child record in the lake (extracts.md §11.3).
-async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkStats> {
+/// The transaction id of a linkage over the current versions of its input tables.
+async fn linkage_inputs(lake: &Lake) -> Result<String> {
+    let mut versions = Vec::new();
+    for t in LINKAGE_INPUTS {
+        let v = lake.table(CURATED, t).await?.and_then(|t| t.version());
+        versions.push(format!("{t}={v:?}"));
+    }
+    Ok(format!(
+        "earlystart/person_link/{}",
+        sha256_hex(versions.join(",").as_bytes())
+    ))
+}
+
+const LINKAGE_INPUTS: &[&str] = &["registrations", "chis", "hv_contacts", "asq3"];
+
+async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<linkage::LinkStats> {
     let mut records = Vec::new();
     let read = |name: &'static str| async move {
         lake.read(CURATED, name)
@@ -690,7 +700,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser) -> Result<linkage::LinkSt
         schema,
         vec![batch],
         WriteMode::Overwrite,
-        None,
+        Some(app_id),
         meta,
     )
     .await?;

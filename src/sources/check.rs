@@ -40,10 +40,15 @@ pub struct RowCheck<'a> {
     pub ctx: &'a Context,
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
+    keys: &'a KeyCache,
 }
+
+/// Pseudonyms computed so far in one file, by identifier.
+pub type KeyCache = std::cell::RefCell<std::collections::HashMap<String, String>>;
 
 impl<'a> RowCheck<'a> {
     /// Wraps one mapped record.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         fields: &'static [Field],
         values: &'a [Option<&'a str>],
@@ -52,6 +57,7 @@ impl<'a> RowCheck<'a> {
         file: &'a FileMeta,
         mapping: &'a Mapping,
         ctx: &'a Context,
+        keys: &'a KeyCache,
     ) -> Self {
         Self {
             fields,
@@ -63,6 +69,7 @@ impl<'a> RowCheck<'a> {
             ctx,
             errors: Vec::new(),
             warnings: Vec::new(),
+            keys,
         }
     }
 
@@ -372,11 +379,25 @@ impl<'a> RowCheck<'a> {
     /// A pseudonymised local id in the mapping's namespace (`key_local`).
     pub fn local_key(&mut self, name: &str, namespace_suffix: &str) -> Option<String> {
         let v = self.required(name)?;
-        Some(
-            self.ctx
-                .pseudonymiser
-                .local(&format!("{}{namespace_suffix}", self.mapping.namespace), v),
-        )
+        let namespace = format!("{}{namespace_suffix}", self.mapping.namespace);
+        Some(self.cached(format!("local\0{namespace}\0{v}"), |p| {
+            p.local(&namespace, v)
+        }))
+    }
+
+    /// Ids repeat across a file (a person's many sessions), and an HMAC costs a microsecond
+    /// or more: compute each key once per file.
+    fn cached(
+        &self,
+        id: String,
+        compute: impl FnOnce(&crate::identity::Pseudonymiser) -> String,
+    ) -> String {
+        if let Some(k) = self.keys.borrow().get(&id) {
+            return k.clone();
+        }
+        let key = compute(&self.ctx.pseudonymiser);
+        self.keys.borrow_mut().insert(id, key.clone());
+        key
     }
 
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
@@ -387,7 +408,7 @@ impl<'a> RowCheck<'a> {
             self.get(name)?
         };
         match checks::nhs_number(v) {
-            Some(digits) => Some(self.ctx.pseudonymiser.nhs(&digits)),
+            Some(digits) => Some(self.cached(format!("nhs\0{digits}"), |p| p.nhs(&digits))),
             None => {
                 self.issue(name, Rule::E006, "NHS number is not 10 digits or fails the modulus 11 check; correct it in the source system (the quarantine keeps only its HMAC).");
                 None

@@ -466,6 +466,7 @@ fn ingest_inner(
     let mut rows_read = 0u64;
     let mut rows_quarantined = 0u64;
     let mut record = csv::ByteRecord::new();
+    let keys = check::KeyCache::default();
     loop {
         let pos = match reader.next_record(&mut record) {
             Ok(Some(pos)) => pos,
@@ -489,7 +490,16 @@ fn ingest_inner(
                 continue;
             }
         };
-        let mut check = RowCheck::new(kind.fields(), &values, &reader, pos, file, mapping, ctx);
+        let mut check = RowCheck::new(
+            kind.fields(),
+            &values,
+            &reader,
+            pos,
+            file,
+            mapping,
+            ctx,
+            &keys,
+        );
         let pushed = kind.row(&mut check, &mut out, &mut state);
         let (errs, warns) = check.into_issues();
         if pushed {

@@ -1,6 +1,7 @@
 //! The one integration-test binary (matklad's layout): one module per area.
 
 mod config;
+mod crash;
 mod ingest;
 mod lake;
 mod support;
