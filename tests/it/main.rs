@@ -4,4 +4,5 @@ mod config;
 mod crash;
 mod ingest;
 mod lake;
+mod rules;
 mod support;
