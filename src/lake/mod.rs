@@ -28,12 +28,27 @@ use bytes::Bytes;
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
+use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use url::Url;
+
+/// Parquet settings for every data file: zstd, because the lake is read far more often
+/// than written and zstd's files are smaller at a similar decode speed.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .build()
+}
 
 /// Where curated tables live.
 pub const CURATED: &str = "curated";
@@ -215,6 +230,80 @@ impl Lake {
             format!("commit to {area}/{name} failed; the previous version is unchanged")
         })?;
         Ok(table.version().map_or(0, |v| v as i64))
+    }
+
+    /// Loads a table, creating it empty (with `partition_by`) when it does not exist yet.
+    pub async fn table_or_create(
+        &self,
+        area: &str,
+        name: &str,
+        schema: &SchemaRef,
+        partition_by: &[&str],
+    ) -> Result<DeltaTable> {
+        if let Some(t) = self.table(area, name).await? {
+            return Ok(t);
+        }
+        let table = self.builder(self.table_url(area, name))?.build()?;
+        let kernel_schema: deltalake::kernel::StructType = schema.as_ref().try_into_kernel()?;
+        table
+            .create()
+            .with_columns(kernel_schema.fields().cloned())
+            .with_partition_columns(partition_by.iter().map(|c| c.to_string()))
+            .with_table_name(name)
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .with_context(|| format!("cannot create table {area}/{name}"))
+    }
+
+    /// A streaming writer for a table: batches written to it become Parquet files as they
+    /// come (memory stays flat), and nothing is visible until [`Lake::commit_files`].
+    pub fn writer(&self, table: &DeltaTable) -> Result<RecordBatchWriter> {
+        Ok(RecordBatchWriter::for_table(table)?.with_writer_properties(writer_properties()))
+    }
+
+    /// Commits files written by a [`Lake::writer`] in one Delta transaction. With
+    /// `replace_partition = Some((column, value))`, every file of that partition in the
+    /// current version is removed in the same commit (a snapshot load).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_files(
+        &self,
+        table: &DeltaTable,
+        adds: Vec<Add>,
+        replace_partition: Option<(&str, &str)>,
+        app_id: &str,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<i64> {
+        let snapshot = table.snapshot()?;
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        if let Some((column, value)) = replace_partition {
+            for f in snapshot.log_data().iter() {
+                if f.partition_values_map()
+                    .get(column)
+                    .is_some_and(|v| v.as_deref() == Some(value))
+                {
+                    actions.push(Action::Remove(f.remove_action(true)));
+                }
+            }
+        }
+        let partition_by: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+        let operation = DeltaOperation::Write {
+            mode: if replace_partition.is_some() {
+                SaveMode::Overwrite
+            } else {
+                SaveMode::Append
+            },
+            partition_by: (!partition_by.is_empty()).then_some(partition_by),
+            predicate: replace_partition.map(|(c, v)| format!("{c} = '{}'", v.replace('\'', "''"))),
+        };
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, 1));
+        let done = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .context("commit failed; the previous version is unchanged")?;
+        Ok(done.version() as i64)
     }
 
     /// Registers a table with a DataFusion session under `name`. Returns false when the

@@ -21,7 +21,10 @@ mod xlsx;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+
+use deltalake::writer::DeltaWriter as _;
 
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -302,6 +305,8 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let mut ctx = Context::new(opts.pseudonymiser.clone());
     ctx.codes = reference::code_lists(&refs)?;
     ctx.asq_windows = reference::asq_windows(&refs)?;
+    // Shared read-only with the parser threads; `make_mut` mutates in place once they are done.
+    let mut ctx = Arc::new(ctx);
     let mut loader = ContextLoader {
         lake,
         loaded: HashSet::new(),
@@ -338,7 +343,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
             continue;
         }
         if source.kind == ExtractKind::ReachAreas {
-            ctx.reach_vintage = source.mapping.lsoa_vintage;
+            Arc::make_mut(&mut ctx).reach_vintage = source.mapping.lsoa_vintage;
         }
         for path in files {
             bar.set_message(format!(
@@ -346,7 +351,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
                 source.name,
                 path.file_name().unwrap_or_default().to_string_lossy()
             ));
-            loader.ensure(&mut ctx, source.kind).await?;
+            loader.ensure(Arc::make_mut(&mut ctx), source.kind).await?;
             let report = ingest_file(
                 lake,
                 source,
@@ -408,6 +413,27 @@ async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result
     Ok(())
 }
 
+/// SHA-256 of a file, read in chunks (memory stays flat for any size).
+fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Ingests one file: validation and pseudonymisation on a blocking thread, streaming good
+/// rows into new Parquet files of the curated table, then the commits (issues first, the
+/// marker last).
 #[allow(clippy::too_many_arguments)]
 async fn ingest_file(
     lake: &Lake,
@@ -416,7 +442,7 @@ async fn ingest_file(
     extracts: &Path,
     run_date: NaiveDate,
     run_id: &str,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     max_ratio: f64,
 ) -> Result<FileReport> {
     let t0 = Instant::now();
@@ -425,11 +451,16 @@ async fn ingest_file(
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned();
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let sha256 = sha256_hex(&raw);
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let sha256 = {
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || file_sha256(&p)).await??
+    };
     let kind = source.kind;
     let app_id = format!("earlystart/{}/{}", source.name, sha256);
-    let mut report = FileReport::new(source, &relative, &sha256, raw.len() as u64);
+    let mut report = FileReport::new(source, &relative, &sha256, size);
     if lake.has_transaction(CURATED, kind.name(), &app_id).await?
         || lake.has_transaction(OPS, "rejected_files", &app_id).await?
     {
@@ -449,39 +480,90 @@ async fn ingest_file(
         sha256: sha256.clone(),
         as_at,
     };
-
     if !kind.personal() {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let raw = tokio::fs::read(path).await?;
         lake.put_if_absent(
             &format!("landing/{}/{}/{}", source.name, sha256, name),
-            Bytes::from(raw.clone()),
+            Bytes::from(raw),
         )
         .await?;
     }
-    let is_xlsx = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-    let (mapping, ctx_owned, meta2, sheet, header_row) = (
-        source.mapping.clone(),
-        ctx.clone(),
-        meta.clone(),
-        source.sheet.clone(),
-        source.header_row,
-    );
-    let ingested = tokio::task::spawn_blocking(move || {
-        let bytes = if is_xlsx {
-            match xlsx::sheet_to_csv(&raw, sheet.as_deref(), header_row) {
-                Ok(b) => b,
-                Err(e) => return sources::Ingested::unreadable(kind, e),
-            }
-        } else {
-            raw
-        };
-        sources::ingest(kind, &bytes, &meta2, &mapping, &ctx_owned, max_ratio)
-    })
-    .await
-    .context("ingest task failed")?;
 
+    // The parser runs on a blocking thread and hands batches over a small bounded channel,
+    // so parsing (one core) and Parquet encoding (the other) overlap and memory stays flat.
+    let table = lake
+        .table_or_create(CURATED, kind.name(), &kind.schema(), &["_source"])
+        .await?;
+    let mut writer = lake.writer(&table)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+    let parser = {
+        let (path, source, ctx, meta) = (
+            path.to_path_buf(),
+            source.clone(),
+            Arc::clone(ctx),
+            meta.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> sources::Ingested {
+            let mut sink = |b: RecordBatch| tx.blocking_send(b).is_ok();
+            let is_xlsx = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            if is_xlsx {
+                let csv = std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| {
+                        xlsx::sheet_to_csv(&b, source.sheet.as_deref(), source.header_row)
+                    });
+                return match csv {
+                    Ok(csv) => sources::ingest_stream(
+                        kind,
+                        csv.as_slice(),
+                        &meta,
+                        &source.mapping,
+                        &ctx,
+                        max_ratio,
+                        sources::BATCH_ROWS,
+                        &mut sink,
+                    ),
+                    Err(e) => sources::Ingested::unreadable(kind, e),
+                };
+            }
+            match std::fs::File::open(&path) {
+                Ok(f) => sources::ingest_stream(
+                    kind,
+                    f,
+                    &meta,
+                    &source.mapping,
+                    &ctx,
+                    max_ratio,
+                    sources::BATCH_ROWS,
+                    &mut sink,
+                ),
+                Err(e) => {
+                    sources::Ingested::unreadable(kind, format!("The file cannot be opened: {e}."))
+                }
+            }
+        })
+    };
+    let mut write_error = None;
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = writer.write(batch).await {
+            // Dropping the receiver stops the parser at its next batch.
+            write_error = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let ingested = parser.await.context("ingest task failed")?;
+    if let Some(e) = write_error {
+        return Err(e).with_context(|| {
+            format!(
+                "writing {relative} to curated/{} failed; nothing was committed",
+                kind.name()
+            )
+        });
+    }
     if !ingested.balanced() {
         bail!(
             "row accounting broken for {relative}: read {} ≠ loaded {} + quarantined {} (a bug: please report it)",
@@ -499,24 +581,37 @@ async fn ingest_file(
         ("file".to_string(), serde_json::json!(relative)),
     ]);
 
-    if let Some(rejection) = &ingested.rejected {
-        warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
-        report.status = FileStatus::Rejected;
-        report.rule = Some(rejection.rule.id().to_string());
-        report.message = Some(rejection.message.clone());
-        if !ingested.errors.is_empty() && !lake.has_transaction(OPS, "quarantine", &app_id).await? {
-            let q = records::issue_batch(run_id, &at, &meta, &ingested.errors);
+    // Issues first, then the marker commit (data, or the rejection): see the module doc.
+    let issue_commits: &[(&str, &[sources::Issue])] = if ingested.rejected.is_some() {
+        &[("quarantine", &ingested.errors)]
+    } else {
+        &[
+            ("quarantine", &ingested.errors),
+            ("validation_warnings", &ingested.warnings),
+        ]
+    };
+    for (table_name, issues) in issue_commits {
+        if !issues.is_empty() && !lake.has_transaction(OPS, table_name, &app_id).await? {
+            let batch = records::issue_batch(run_id, &at, &meta, issues);
+            let schema = batch.schema();
             lake.commit(
                 OPS,
-                "quarantine",
-                q.schema(),
-                vec![q],
+                table_name,
+                schema,
+                vec![batch],
                 WriteMode::Append,
                 Some(&app_id),
                 file_meta.clone(),
             )
             .await?;
         }
+    }
+    if let Some(rejection) = &ingested.rejected {
+        // Files the writer may have produced are never referenced by a commit: invisible.
+        warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
+        report.status = FileStatus::Rejected;
+        report.rule = Some(rejection.rule.id().to_string());
+        report.message = Some(rejection.message.clone());
         let r = records::issue_batch(run_id, &at, &meta, std::slice::from_ref(rejection));
         lake.commit(
             OPS,
@@ -531,46 +626,17 @@ async fn ingest_file(
         report.duration_ms = t0.elapsed().as_millis() as u64;
         return Ok(report);
     }
-
     report.rows_loaded = ingested.rows_loaded();
-    // Quarantine and warnings first, the data commit last: the data commit is what marks the
-    // file as ingested, so a crash between these commits is completed by the rerun, and each
-    // issue commit is skipped when its transaction is already in its table.
-    for (table, issues) in [
-        ("quarantine", &ingested.errors),
-        ("validation_warnings", &ingested.warnings),
-    ] {
-        if !issues.is_empty() && !lake.has_transaction(OPS, table, &app_id).await? {
-            let batch = records::issue_batch(run_id, &at, &meta, issues);
-            let schema = batch.schema();
-            lake.commit(
-                OPS,
-                table,
-                schema,
-                vec![batch],
-                WriteMode::Append,
-                Some(&app_id),
-                file_meta.clone(),
-            )
-            .await?;
-        }
-    }
-    let mode = match source.mode {
-        LoadMode::Snapshot => {
-            WriteMode::ReplaceWhere(format!("_source = '{}'", source.name.replace('\'', "''")))
-        }
-        LoadMode::Append => WriteMode::Append,
+    let adds = writer
+        .flush()
+        .await
+        .with_context(|| format!("finishing the Parquet files of {relative}"))?;
+    let replace = match source.mode {
+        LoadMode::Snapshot => Some(("_source", source.name.as_str())),
+        LoadMode::Append => None,
     };
     let version = lake
-        .commit(
-            CURATED,
-            kind.name(),
-            kind.schema(),
-            vec![ingested.batch],
-            mode,
-            Some(&app_id),
-            file_meta,
-        )
+        .commit_files(&table, adds, replace, &app_id, file_meta)
         .await?;
     report.status = FileStatus::Loaded;
     report.duration_ms = t0.elapsed().as_millis() as u64;
@@ -587,7 +653,6 @@ async fn ingest_file(
     Ok(report)
 }
 
-/// Recomputes `person_link` from every child record in the lake (extracts.md §11.3).
 /// The transaction id of a linkage over the current versions of its input tables.
 async fn linkage_inputs(lake: &Lake) -> Result<String> {
     let mut versions = Vec::new();

@@ -7,7 +7,7 @@
 use chrono::{Datelike, NaiveDate};
 
 use super::context::{Context, PostcodeEntry};
-use super::reader::{MappedCsv, Pos};
+use super::reader::Pos;
 use super::{Field, FileMeta, Issue, Mapping};
 use crate::identity::checks;
 use crate::rules::{Rule, Severity};
@@ -31,7 +31,7 @@ pub struct ResolvedPostcode {
 pub struct RowCheck<'a> {
     fields: &'static [Field],
     values: &'a [Option<&'a str>],
-    reader: &'a MappedCsv<'a>,
+    source_names: &'a [String],
     pos: Pos,
     /// The file being read.
     pub file: &'a FileMeta,
@@ -52,7 +52,7 @@ impl<'a> RowCheck<'a> {
     pub fn new(
         fields: &'static [Field],
         values: &'a [Option<&'a str>],
-        reader: &'a MappedCsv<'a>,
+        source_names: &'a [String],
         pos: Pos,
         file: &'a FileMeta,
         mapping: &'a Mapping,
@@ -62,7 +62,7 @@ impl<'a> RowCheck<'a> {
         Self {
             fields,
             values,
-            reader,
+            source_names,
             pos,
             file,
             mapping,
@@ -109,7 +109,7 @@ impl<'a> RowCheck<'a> {
             let value = self.values[i];
             let identifying = self.fields[i].identifying;
             (
-                self.reader.source_name(i).to_string(),
+                self.source_names[i].clone(),
                 value
                     .filter(|_| !identifying)
                     .map(|v| v.chars().take(64).collect()),

@@ -326,7 +326,10 @@ fn state_vintage(state: &KindState) -> u16 {
 pub struct Ingested {
     /// Records read (header excluded).
     pub rows_read: u64,
-    /// Good records.
+    /// Records that passed validation (0 when the file is rejected).
+    pub rows_loaded: u64,
+    /// Good records, when collected by [`ingest`]; empty from [`ingest_stream`], whose
+    /// batches went to its sink.
     pub batch: RecordBatch,
     /// Records quarantined (each has at least one E issue).
     pub rows_quarantined: u64,
@@ -334,14 +337,14 @@ pub struct Ingested {
     pub errors: Vec<Issue>,
     /// W issues on loaded records.
     pub warnings: Vec<Issue>,
-    /// Set when the whole file is rejected (F rules); then `batch` is empty.
+    /// Set when the whole file is rejected (F rules); then nothing from it may be committed.
     pub rejected: Option<Issue>,
 }
 
 impl Ingested {
     /// Records loaded.
     pub fn rows_loaded(&self) -> u64 {
-        self.batch.num_rows() as u64
+        self.rows_loaded
     }
 
     /// The accounting invariant: every record read is loaded, quarantined or in a rejected
@@ -352,7 +355,7 @@ impl Ingested {
         } else {
             0
         };
-        self.rows_read == self.rows_loaded() + self.rows_quarantined + rejected
+        self.rows_read == self.rows_loaded + self.rows_quarantined + rejected
     }
 
     /// A file that could not be opened at all (F001).
@@ -363,6 +366,7 @@ impl Ingested {
     fn rejected_file(kind: ExtractKind, rule: Rule, message: String, rows_read: u64) -> Self {
         Ingested {
             rows_read,
+            rows_loaded: 0,
             batch: RecordBatch::new_empty(kind.schema()),
             rows_quarantined: 0,
             errors: Vec::new(),
@@ -381,8 +385,12 @@ impl Ingested {
     }
 }
 
-/// Ingests one file of `kind`. Never fails: a file that cannot be read at all comes back
-/// with `rejected` set, and a panic inside a reader rejects that file alone.
+/// Rows per batch handed to the sink: large enough for good Parquet row groups, small
+/// enough that memory stays flat whatever the file size.
+pub const BATCH_ROWS: usize = 128 * 1024;
+
+/// Ingests one file of `kind` held in memory and collects its good rows into one batch.
+/// For tests and small files; the pipeline streams with [`ingest_stream`].
 pub fn ingest(
     kind: ExtractKind,
     bytes: &[u8],
@@ -391,10 +399,48 @@ pub fn ingest(
     ctx: &Context,
     max_quarantine_ratio: f64,
 ) -> Ingested {
+    let mut batches = Vec::new();
+    let mut out = ingest_stream(
+        kind,
+        bytes,
+        file,
+        mapping,
+        ctx,
+        max_quarantine_ratio,
+        BATCH_ROWS,
+        &mut |b| {
+            batches.push(b);
+            true
+        },
+    );
+    if out.rejected.is_none() {
+        out.batch = arrow::compute::concat_batches(&kind.schema(), &batches)
+            .expect("batches share the kind's schema");
+    }
+    out
+}
+
+/// Ingests one file of `kind` from `input`, handing good rows to `sink` in batches of
+/// `batch_rows` as it goes. `sink` returns false to stop (its consumer failed).
+///
+/// Never fails: a file that cannot be read comes back with `rejected` set, and a panic
+/// inside a reader rejects that file alone. A rejected file may already have sent batches
+/// to the sink; the caller must not commit them.
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_stream<R: std::io::Read>(
+    kind: ExtractKind,
+    input: R,
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+    max_quarantine_ratio: f64,
+    batch_rows: usize,
+    sink: &mut dyn FnMut(RecordBatch) -> bool,
+) -> Ingested {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ingest_inner(kind, bytes, file, mapping, ctx)
+        ingest_inner(kind, input, file, mapping, ctx, batch_rows, sink)
     }));
-    let mut out = match run {
+    let out = match run {
         Ok(out) => out,
         Err(panic) => {
             let what = panic
@@ -415,34 +461,35 @@ pub fn ingest(
     if out.rejected.is_none() && out.rows_read > 0 {
         let ratio = out.rows_quarantined as f64 / out.rows_read as f64;
         if ratio > max_quarantine_ratio {
-            let rows_read = out.rows_read;
-            let quarantined = out.rows_quarantined;
-            let errors = std::mem::take(&mut out.errors);
             let mut rejected = Ingested::rejected_file(
                 kind,
                 Rule::F005,
                 format!(
-                    "{quarantined} of {rows_read} records ({:.0}%) failed validation, above max_quarantine_ratio {max_quarantine_ratio}: a mapping error (column names, date format, code values) is more likely than bad data. Check the [[source]] mapping for {}; nothing from this file was loaded.",
+                    "{} of {} records ({:.0}%) failed validation, above max_quarantine_ratio {max_quarantine_ratio}: a mapping error (column names, date format, code values) is more likely than bad data. Check the [[source]] mapping for {}; nothing from this file was loaded.",
+                    out.rows_quarantined,
+                    out.rows_read,
                     ratio * 100.0,
                     file.source
                 ),
-                rows_read,
+                out.rows_read,
             );
             // Keep the record-level reasons: they are how staff find the mapping error.
-            rejected.errors = errors;
-            rejected.rows_quarantined = quarantined;
+            rejected.errors = out.errors;
+            rejected.rows_quarantined = out.rows_quarantined;
             return rejected;
         }
     }
     out
 }
 
-fn ingest_inner(
+fn ingest_inner<R: std::io::Read>(
     kind: ExtractKind,
-    bytes: &[u8],
+    input: R,
     file: &FileMeta,
     mapping: &Mapping,
     ctx: &Context,
+    batch_rows: usize,
+    sink: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Ingested {
     let mut mapping = mapping.clone();
     for (canonical, header) in kind.default_columns(mapping.lsoa_vintage) {
@@ -452,7 +499,7 @@ fn ingest_inner(
             .or_insert(header);
     }
     let mapping = &mapping;
-    let mut reader = match reader::MappedCsv::open(bytes, kind.fields(), mapping) {
+    let mut reader = match reader::MappedCsv::open(input, kind.fields(), mapping) {
         Ok(r) => r,
         Err((rule, message)) => return Ingested::rejected_file(kind, rule, message, 0),
     };
@@ -463,8 +510,7 @@ fn ingest_inner(
     };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let mut rows_read = 0u64;
-    let mut rows_quarantined = 0u64;
+    let (mut rows_read, mut rows_loaded, mut rows_quarantined) = (0u64, 0u64, 0u64);
     let mut record = csv::ByteRecord::new();
     let keys = check::KeyCache::default();
     loop {
@@ -493,7 +539,7 @@ fn ingest_inner(
         let mut check = RowCheck::new(
             kind.fields(),
             &values,
-            &reader,
+            reader.source_names(),
             pos,
             file,
             mapping,
@@ -512,7 +558,11 @@ fn ingest_inner(
                 .str(Some(&file.sha256))
                 .int(Some(pos.row_number as i64));
             out.end_row();
+            rows_loaded += 1;
             warnings.extend(warns);
+            if out.rows() >= batch_rows && !sink(out.finish()) {
+                break;
+            }
         } else {
             assert!(
                 !errs.is_empty(),
@@ -522,6 +572,9 @@ fn ingest_inner(
             rows_quarantined += 1;
             errors.extend(errs);
         }
+    }
+    if out.rows() > 0 {
+        sink(out.finish());
     }
     if kind == ExtractKind::Iod
         && rows_read != reference_files::iod_expected_rows(mapping.lsoa_vintage)
@@ -543,7 +596,8 @@ fn ingest_inner(
     }
     Ingested {
         rows_read,
-        batch: out.finish(),
+        rows_loaded,
+        batch: RecordBatch::new_empty(kind.schema()),
         rows_quarantined,
         errors,
         warnings,

@@ -14,8 +14,8 @@ pub struct Pos {
 }
 
 /// A CSV reader positioned after the header.
-pub struct MappedCsv<'a> {
-    reader: csv::Reader<&'a [u8]>,
+pub struct MappedCsv<'a, R: std::io::Read> {
+    reader: csv::Reader<std::io::BufReader<R>>,
     /// For each canonical field, the column index in the file (None = column absent).
     index: Vec<Option<usize>>,
     /// For each canonical field, the source header it was read from.
@@ -26,33 +26,38 @@ pub struct MappedCsv<'a> {
     fatal: bool,
 }
 
-impl<'a> MappedCsv<'a> {
+impl<'a, R: std::io::Read> MappedCsv<'a, R> {
     /// Opens `bytes`, reads the header and resolves every canonical field to a column.
     /// File-level faults come back as `(rule, message)`.
     pub fn open(
-        bytes: &'a [u8],
+        input: R,
         fields: &'static [Field],
         mapping: &'a Mapping,
     ) -> Result<Self, (Rule, String)> {
-        if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        use std::io::BufRead as _;
+        let mut input = std::io::BufReader::with_capacity(1 << 20, input);
+        let head = input
+            .fill_buf()
+            .map_err(|e| (Rule::F001, format!("The file cannot be read: {e}.")))?;
+        if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
             return Err((
                 Rule::F001,
                 "The file is UTF-16 encoded; export it as UTF-8 (CSV UTF-8 in Excel).".into(),
             ));
         }
-        let bytes = bytes
-            .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-            .unwrap_or(bytes);
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if head.iter().all(u8::is_ascii_whitespace) {
             return Err((
                 Rule::F001,
                 "The file is empty; it must start with a header row.".into(),
             ));
         }
+        if head.starts_with(b"\xEF\xBB\xBF") {
+            input.consume(3);
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(bytes);
+            .from_reader(input);
         let header = reader
             .byte_headers()
             .map_err(|e| (Rule::F001, format!("The header row cannot be read: {e}.")))?
@@ -111,9 +116,9 @@ impl<'a> MappedCsv<'a> {
         })
     }
 
-    /// The source column a canonical field was read from.
-    pub fn source_name(&self, field: usize) -> &str {
-        &self.source_names[field]
+    /// The source column of each canonical field, in field order.
+    pub fn source_names(&self) -> &[String] {
+        &self.source_names
     }
 
     /// Whether the last error stops the file (an I/O error, as opposed to a bad record).
