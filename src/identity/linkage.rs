@@ -86,6 +86,10 @@ pub struct LinkStats {
     pub ambiguous_demo_keys: usize,
     /// Components split because they held two NHS keys.
     pub split_components: usize,
+    /// Children's centre registrations of children (filled in by the pipeline).
+    pub registered_children: usize,
+    /// Of those, the ones linked to a child health register record.
+    pub registered_linked_to_chis: usize,
 }
 
 struct UnionFind {

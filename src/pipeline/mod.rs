@@ -695,6 +695,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             }
         }
     }
+    let registered = records.len();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     for b in read("chis").await? {
         let (nhs, demo, local, src) = (
@@ -718,6 +719,11 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             }
         }
     }
+    let chis_sources: HashSet<String> = records
+        .iter()
+        .skip(registered)
+        .map(|r| r.source.clone())
+        .collect();
     for table in ["hv_contacts", "asq3"] {
         for b in read(table).await? {
             let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
@@ -733,11 +739,30 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             }
         }
     }
-    let (links, stats) = tokio::task::spawn_blocking({
+    // Which sources are the centre registrations and the child health register, for the
+    // "registered children linked to CHIS" quality figure.
+    let registration_sources: HashSet<String> = records
+        .iter()
+        .take(registered)
+        .map(|r| r.source.clone())
+        .collect();
+    let (links, mut stats) = tokio::task::spawn_blocking({
         let p = p.clone();
         move || linkage::link(&records, &p)
     })
     .await?;
+    let chis_children: HashSet<&str> = links
+        .iter()
+        .filter(|l| chis_sources.contains(&l.source))
+        .map(|l| l.child_key.as_str())
+        .collect();
+    let registered_links = links
+        .iter()
+        .filter(|l| registration_sources.contains(&l.source));
+    stats.registered_children = registered_links.clone().count();
+    stats.registered_linked_to_chis = registered_links
+        .filter(|l| chis_children.contains(l.child_key.as_str()))
+        .count();
     let schema = crate::sources::builder::schema(&[
         ("source", crate::sources::ColType::Str),
         ("source_person_key", crate::sources::ColType::Str),

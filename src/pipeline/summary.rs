@@ -220,8 +220,15 @@ impl RunSummary {
         if let Some(l) = &self.linkage {
             let _ = writeln!(
                 out,
-                "Linkage: {} child records → {} children; linked by rule {:?}; {} ambiguous demographic keys (W009); {} components split.",
-                l.records, l.children, l.by_rule, l.ambiguous_demo_keys, l.split_components
+                "Linkage: {} child records → {} children; {} of {} registered children ({:.1}%) linked to the child health register; records linked by rule {:?}; {} ambiguous demographic keys (W009); {} components split.",
+                l.records,
+                l.children,
+                l.registered_linked_to_chis,
+                l.registered_children,
+                100.0 * l.registered_linked_to_chis as f64 / l.registered_children.max(1) as f64,
+                l.by_rule,
+                l.ambiguous_demo_keys,
+                l.split_components
             );
         }
         for f in self

@@ -1,0 +1,94 @@
+//! The binary as an operator uses it: exit codes, refusal without a key, key mismatch.
+
+use std::process::Command;
+
+fn earlystart() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_earlystart"));
+    c.arg("--project")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("EARLYSTART_PSEUDONYM_KEY")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+#[test]
+fn demo_runs_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = earlystart()
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Files: 13 loaded, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("0 quarantined"), "{stdout}");
+    let again = earlystart()
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Files: 0 loaded, 13 skipped"));
+}
+
+#[test]
+fn run_refuses_without_a_key_and_with_a_different_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    earlystart()
+        .args(["generate", "--scale", "tiny", "--out"])
+        .arg(&extracts)
+        .output()
+        .unwrap();
+    let run = |key: Option<&str>| {
+        let mut c = earlystart();
+        c.args(["run", "nightly", "--as-at", "2025-03-31", "--extracts"])
+            .arg(&extracts)
+            .arg("--lake")
+            .arg(dir.path().join("lake"));
+        if let Some(k) = key {
+            c.env("EARLYSTART_PSEUDONYM_KEY", k);
+        }
+        c.output().unwrap()
+    };
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EARLYSTART_PSEUDONYM_KEY is not set"));
+    let out = run(Some("short"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
+    assert_eq!(
+        run(Some("first-key-of-this-council-0123456789"))
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(Some("another-key-entirely-0123456789abcdef"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different pseudonymisation key"));
+}
+
+#[test]
+fn validate_reports_errors_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::write(dir.path().join("pipelines/broken.toml"), "schedule = \"every night\"\n[[source]]\nname = \"x\"\ncanonical = \"nope\"\npath = \"x.csv\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_earlystart"))
+        .arg("--project")
+        .arg(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout.contains("broken.toml:1:12: schedule"), "{stdout}");
+    assert!(
+        stdout.contains("broken.toml:4:13: unknown canonical table \"nope\""),
+        "{stdout}"
+    );
+}
