@@ -7,3 +7,4 @@ mod ingest;
 mod lake;
 mod rules;
 mod support;
+mod xlsx;
