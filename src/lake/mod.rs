@@ -326,11 +326,30 @@ impl Lake {
 
     /// Reads a whole table (all columns), or `None` when it does not exist.
     pub async fn read(&self, area: &str, name: &str) -> Result<Option<Vec<RecordBatch>>> {
+        self.read_columns(area, name, &[]).await
+    }
+
+    /// Reads some columns of a table (all when `columns` is empty), or `None` when it does
+    /// not exist. Reading only what is needed keeps memory down on large tables.
+    pub async fn read_columns(
+        &self,
+        area: &str,
+        name: &str,
+        columns: &[&str],
+    ) -> Result<Option<Vec<RecordBatch>>> {
         let ctx = SessionContext::new();
         if !self.register(&ctx, area, name, "t").await? {
             return Ok(None);
         }
-        Ok(Some(ctx.table("t").await?.collect().await?))
+        let mut df = ctx.table("t").await?;
+        if !columns.is_empty() {
+            df = df.select_columns(columns)?;
+        }
+        Ok(Some(
+            df.collect()
+                .await
+                .with_context(|| format!("cannot read {area}/{name}"))?,
+        ))
     }
 
     /// Writes an object only if nothing is at `relative` yet. Returns false when it existed.

@@ -95,8 +95,12 @@ struct ContextLoader<'a> {
 }
 
 impl ContextLoader<'_> {
-    async fn table(&self, name: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.lake.read(CURATED, name).await?.unwrap_or_default())
+    async fn table(&self, name: &str, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .lake
+            .read_columns(CURATED, name, columns)
+            .await?
+            .unwrap_or_default())
     }
 
     async fn ensure(&mut self, ctx: &mut Context, kind: ExtractKind) -> Result<()> {
@@ -134,7 +138,13 @@ impl ContextLoader<'_> {
             "geography" => {
                 let g = &mut ctx.geography;
                 *g = Default::default();
-                for b in self.table("postcodes").await? {
+                for b in self
+                    .table(
+                        "postcodes",
+                        &["pcds", "lsoa11", "lsoa21", "lat", "lon", "terminated"],
+                    )
+                    .await?
+                {
                     let (pc, l11, l21) = (
                         col_str(&b, "pcds"),
                         col_str(&b, "lsoa11"),
@@ -161,7 +171,7 @@ impl ContextLoader<'_> {
                         );
                     }
                 }
-                for b in self.table("lsoa_lookup").await? {
+                for b in self.table("lsoa_lookup", &["lsoa11cd", "lsoa21cd"]).await? {
                     let (a, c) = (col_str(&b, "lsoa11cd"), col_str(&b, "lsoa21cd"));
                     for i in 0..b.num_rows() {
                         g.lsoa11_to_21
@@ -174,7 +184,7 @@ impl ContextLoader<'_> {
                             .push(a.value(i).to_string());
                     }
                 }
-                for b in self.table("iod").await? {
+                for b in self.table("iod", &["lsoa_vintage", "lsoa_code"]).await? {
                     let v = b
                         .column_by_name("lsoa_vintage")
                         .expect("vintage")
@@ -190,7 +200,10 @@ impl ContextLoader<'_> {
             }
             "centres" => {
                 ctx.centres.clear();
-                for b in self.table("centres").await? {
+                for b in self
+                    .table("centres", &["centre_id", "open_date", "close_date"])
+                    .await?
+                {
                     let id = col_str(&b, "centre_id");
                     for i in 0..b.num_rows() {
                         let dates = CentreDates {
@@ -203,7 +216,7 @@ impl ContextLoader<'_> {
             }
             "activities" => {
                 ctx.activities.clear();
-                for b in self.table("activities").await? {
+                for b in self.table("activities", &["activity_code"]).await? {
                     let a = col_str(&b, "activity_code");
                     ctx.activities
                         .extend((0..b.num_rows()).map(|i| a.value(i).to_string()));
@@ -211,7 +224,13 @@ impl ContextLoader<'_> {
             }
             "registrations" => {
                 ctx.registrations.clear();
-                for b in self.table("registrations").await? {
+                for b in self
+                    .table(
+                        "registrations",
+                        &["person_key", "family_key", "date_of_birth"],
+                    )
+                    .await?
+                {
                     let (p, f) = (col_str(&b, "person_key"), col_str(&b, "family_key"));
                     for i in 0..b.num_rows() {
                         let person = RegisteredPerson {
@@ -224,7 +243,7 @@ impl ContextLoader<'_> {
             }
             "chis" => {
                 ctx.chis.clear();
-                for b in self.table("chis").await? {
+                for b in self.table("chis", &["key_nhs", "date_of_birth"]).await? {
                     let k = col_str(&b, "key_nhs");
                     for i in 0..b.num_rows() {
                         if let Some(d) = opt_date(&b, "date_of_birth", i) {
@@ -670,12 +689,17 @@ const LINKAGE_INPUTS: &[&str] = &["registrations", "chis", "hv_contacts", "asq3"
 
 async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<linkage::LinkStats> {
     let mut records = Vec::new();
-    let read = |name: &'static str| async move {
-        lake.read(CURATED, name)
+    let read = |name: &'static str, columns: &'static [&'static str]| async move {
+        lake.read_columns(CURATED, name, columns)
             .await
             .map(Option::unwrap_or_default)
     };
-    for b in read("registrations").await? {
+    for b in read(
+        "registrations",
+        &["role", "person_key", "key_nhs", "key_demo", "_source"],
+    )
+    .await?
+    {
         let (role, person, nhs, demo, src) = (
             col_str(&b, "role"),
             col_str(&b, "person_key"),
@@ -697,11 +721,11 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
     }
     let registered = records.len();
     let mut seen: HashSet<(String, String)> = HashSet::new();
-    for b in read("chis").await? {
-        let (nhs, demo, local, src) = (
+    for b in read("chis", &["key_nhs", "key_demo", "_source"]).await? {
+        // CHIS local ids are in no namespace shared with another source, so they link nothing.
+        let (nhs, demo, src) = (
             col_str(&b, "key_nhs"),
             col_str(&b, "key_demo"),
-            col_str(&b, "local_key"),
             col_str(&b, "_source"),
         );
         for i in 0..b.num_rows() {
@@ -712,10 +736,8 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
                     source_person_key: nhs.value(i).to_string(),
                     nhs: opt_str(&nhs, i),
                     demo: opt_str(&demo, i),
-                    local: None,
-                    upn: None,
+                    ..Default::default()
                 });
-                let _ = local;
             }
         }
     }
@@ -725,7 +747,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
         .map(|r| r.source.clone())
         .collect();
     for table in ["hv_contacts", "asq3"] {
-        for b in read(table).await? {
+        for b in read(table, &["key_nhs", "_source"]).await? {
             let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
             for i in 0..b.num_rows() {
                 if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
