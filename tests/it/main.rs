@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod crash;
+mod external;
 mod ingest;
 mod lake;
 mod rules;
