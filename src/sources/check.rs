@@ -194,10 +194,15 @@ impl<'a> RowCheck<'a> {
         } else {
             &self.mapping.date_formats[..]
         };
-        match formats
-            .iter()
-            .find_map(|f| NaiveDate::parse_from_str(v, f).ok())
-        {
+        // ISO dates (the canonical form) take chrono's fast parser; other formats the general one.
+        let parse = |f: &String| {
+            if f == "%Y-%m-%d" {
+                v.parse::<NaiveDate>().ok()
+            } else {
+                NaiveDate::parse_from_str(v, f).ok()
+            }
+        };
+        match formats.iter().find_map(parse) {
             Some(d) => Some(d),
             None => {
                 self.issue(

@@ -18,6 +18,10 @@ pub struct MappedCsv<'a, R: std::io::Read> {
     reader: csv::Reader<std::io::BufReader<R>>,
     /// For each canonical field, the column index in the file (None = column absent).
     index: Vec<Option<usize>>,
+    /// For each canonical field, its file-level constant (looked up once, not per record).
+    constants: Vec<Option<&'a str>>,
+    /// For each canonical field, its value translation map.
+    value_maps: Vec<Option<&'a std::collections::HashMap<String, String>>>,
     /// For each canonical field, the source header it was read from.
     source_names: Vec<String>,
     header_len: usize,
@@ -105,9 +109,16 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
             ));
         }
         let header_len = header.len();
+        let constants = fields
+            .iter()
+            .map(|f| mapping.constants.get(f.name).map(String::as_str))
+            .collect();
+        let value_maps = fields.iter().map(|f| mapping.values.get(f.name)).collect();
         Ok(Self {
             reader,
             index,
+            constants,
+            value_maps,
             source_names,
             header_len,
             mapping,
@@ -177,7 +188,7 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
         pos: Pos,
     ) -> Result<Vec<Option<&'r str>>, Issue> {
         let mut values = Vec::with_capacity(self.fields.len());
-        for (f, i) in self.fields.iter().zip(&self.index) {
+        for (k, (f, i)) in self.fields.iter().zip(&self.index).enumerate() {
             let raw = match i {
                 Some(i) => {
                     let bytes = record.get(*i).unwrap_or_default();
@@ -201,8 +212,8 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
                 }
                 None => None,
             };
-            let raw = raw.or_else(|| self.mapping.constants.get(f.name).map(String::as_str));
-            let mapped = match (raw, self.mapping.values.get(f.name)) {
+            let raw = raw.or(self.constants[k]);
+            let mapped = match (raw, self.value_maps[k]) {
                 (Some(v), Some(map)) => Some(map.get(v).map(String::as_str).unwrap_or(v)),
                 (v, _) => v,
             };
