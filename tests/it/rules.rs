@@ -343,3 +343,29 @@ fn malformed_records_and_files() {
     );
     assert_eq!(out.rejected.unwrap().rule.id(), "F001");
 }
+
+#[test]
+fn iod_file7_headers_deciles_and_row_count() {
+    let h: Vec<String> = earlystart::sources::reference_files::iod_default_columns(2021)
+        .into_iter()
+        .map(|(_, v)| format!("\"{v}\""))
+        .collect();
+    let csv = format!(
+        "{}\nE01000001,A,100,1,0.40,120,1\nE01000002,B,200,11,0.30,220,2\n",
+        h.join(",")
+    );
+    let m = Mapping {
+        lsoa_vintage: 2021,
+        ..Default::default()
+    };
+    let out = ingest(ExtractKind::Iod, &csv, &m);
+    assert_eq!(
+        issues(&out),
+        set(&[(0, "", "W020"), (3, "imd_decile", "E009")])
+    );
+    assert!(
+        out.warnings[0].message.contains("33755"),
+        "{}",
+        out.warnings[0].message
+    );
+}
