@@ -60,8 +60,6 @@ pub const OPS: &str = "ops";
 pub enum WriteMode {
     /// Add rows.
     Append,
-    /// Replace the rows matching a SQL predicate (e.g. every row of one source), atomically.
-    ReplaceWhere(String),
     /// Replace the whole table.
     Overwrite,
 }
@@ -190,41 +188,18 @@ impl Lake {
         app_id: Option<&str>,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let table = match self.table(area, name).await? {
-            Some(t) => t,
-            None => {
-                let url = self.table_url(area, name);
-                let table = self.builder(url)?.build()?;
-                let kernel_schema: deltalake::kernel::StructType =
-                    schema.as_ref().try_into_kernel()?;
-                let fields: Vec<deltalake::kernel::StructField> =
-                    kernel_schema.fields().cloned().collect();
-                match table
-                    .create()
-                    .with_columns(fields)
-                    .with_table_name(name)
-                    .with_save_mode(SaveMode::Ignore)
-                    .await
-                {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("cannot create table {area}/{name}"));
-                    }
-                }
-            }
-        };
+        let table = self.table_or_create(area, name, &schema, &[]).await?;
         let mut props = CommitProperties::default().with_metadata(metadata);
         if let Some(id) = app_id {
             props = props.with_application_transaction(Transaction::new(id, 1));
         }
-        let builder = table.write(batches).with_commit_properties(props);
+        let builder = table
+            .write(batches)
+            .with_commit_properties(props)
+            .with_writer_properties(writer_properties());
         let builder = match mode {
             WriteMode::Append => builder.with_save_mode(SaveMode::Append),
             WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
-            WriteMode::ReplaceWhere(pred) => builder
-                .with_save_mode(SaveMode::Overwrite)
-                .with_replace_where(pred),
         };
         let table = builder.await.with_context(|| {
             format!("commit to {area}/{name} failed; the previous version is unchanged")
