@@ -21,12 +21,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
     let code = r.required("activity_code");
     if let Some(c) = code {
-        r.unique(
-            &mut st.seen,
-            "activity_code",
-            c.to_string(),
-            "activity_code",
-        );
+        r.unique(&mut st.seen, "activity_code", c, "activity_code");
     }
     let name = r.required("name");
     let service_type = r.code("service_type", "service_type", true);

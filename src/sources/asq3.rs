@@ -87,7 +87,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         r.unique(
             &mut st.seen,
             "nhs_number",
-            format!("{k}|{d}|{q}"),
+            &format!("{k}|{d}|{q}"),
             "(nhs_number, review_date, questionnaire_months)",
         );
     }

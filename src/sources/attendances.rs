@@ -30,12 +30,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
     let id = r.required("attendance_id");
     if let Some(id) = id {
-        r.unique(
-            &mut st.seen,
-            "attendance_id",
-            id.to_string(),
-            "attendance_id",
-        );
+        r.unique(&mut st.seen, "attendance_id", id, "attendance_id");
     }
     let person = r.local_key("person_id", "");
     let family = r.local_key("family_id", "_family");

@@ -59,7 +59,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         );
     }
     if let Some(id) = id {
-        r.unique(&mut st.seen, "centre_id", id.to_string(), "centre_id");
+        r.unique(&mut st.seen, "centre_id", id, "centre_id");
     }
     let name = r.required("name");
     let provider = r.required("provider");

@@ -54,7 +54,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         r.unique(
             &mut st.seen,
             "nhs_number",
-            format!("{k}|{f}"),
+            &format!("{k}|{f}"),
             "(nhs_number, registered_from)",
         );
     }

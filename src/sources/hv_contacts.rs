@@ -29,7 +29,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
     let id = r.required("contact_id");
     if let Some(id) = id {
-        r.unique(&mut st.seen, "contact_id", id.to_string(), "contact_id");
+        r.unique(&mut st.seen, "contact_id", id, "contact_id");
     }
     let key = r.nhs_key("nhs_number", true);
     let kind = r.code("contact_type", "contact_type", true);

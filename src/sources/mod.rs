@@ -308,11 +308,14 @@ pub struct Issue {
     pub value_hmac: Option<String>,
 }
 
+/// Hashed key → first row it was seen on.
+pub type SeenKeys = HashMap<u128, u64>;
+
 /// Per-file state carried across records by a kind (duplicate keys and the like).
 #[derive(Default)]
 pub struct KindState {
     /// First row seen for each key (E005).
-    pub seen: HashMap<String, u64>,
+    pub seen: SeenKeys,
     /// LSOA vintage of the source (2011 or 2021).
     pub vintage: u16,
 }

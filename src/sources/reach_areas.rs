@@ -44,7 +44,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             r.unique(
                 &mut st.seen,
                 "lsoa_code",
-                l.to_string(),
+                l,
                 "LSOA (an LSOA may belong to only one centre)",
             );
         }

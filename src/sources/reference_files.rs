@@ -61,7 +61,7 @@ pub(super) fn iod_row(
         "LSOA code",
     );
     if let Some(c) = code {
-        r.unique(&mut st.seen, "lsoa_code", c.to_string(), "LSOA code");
+        r.unique(&mut st.seen, "lsoa_code", c, "LSOA code");
     }
     let name = r.get("lsoa_name");
     let imd_rank = r.int("imd_rank", true, 1, 40_000);
@@ -122,7 +122,7 @@ pub(super) fn postcode_row(
         n
     });
     if let Some(p) = &pcds {
-        r.unique(&mut st.seen, "pcds", p.clone(), "postcode");
+        r.unique(&mut st.seen, "pcds", &p, "postcode");
     }
     let terminated = r.get("doterm").and_then(|v| {
         let d = NaiveDate::parse_from_str(&format!("{v}01"), "%Y%m%d").ok();
@@ -192,7 +192,7 @@ pub(super) fn lookup_row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut 
         r.issue("chgind", Rule::E004, "CHGIND must be U, S, M or X.");
     }
     if let (Some(a), Some(b)) = (l11, l21) {
-        r.unique(&mut st.seen, "lsoa11cd", format!("{a}|{b}"), "LSOA pair");
+        r.unique(&mut st.seen, "lsoa11cd", &format!("{a}|{b}"), "LSOA pair");
     }
     let lad = r.get("lad22cd");
     if !r.ok() {
@@ -238,7 +238,7 @@ pub(super) fn population_row(
         "LSOA code",
     );
     if let Some(c) = code {
-        r.unique(&mut st.seen, "lsoa_code", c.to_string(), "LSOA code");
+        r.unique(&mut st.seen, "lsoa_code", c, "LSOA code");
     }
     let ages: Vec<Option<i64>> = ["age_0", "age_1", "age_2", "age_3", "age_4"]
         .iter()
