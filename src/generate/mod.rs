@@ -624,35 +624,22 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
             b[i] = v.to_string();
             b
         };
-        reg.fault(
-            &mut truth,
-            "nhs_number",
-            "E006",
-            with("PX1", 4, "9990000019"),
-        )?;
-        reg.fault(
-            &mut truth,
-            "date_of_birth",
-            "E003",
-            with("PX2", 7, "2030-01-01"),
-        )?;
-        reg.fault(&mut truth, "postcode", "E007", with("PX3", 9, "NOT A PC"))?;
-        reg.fault(&mut truth, "centre_id", "E008", with("PX4", 2, "CC999"))?;
-        reg.fault(&mut truth, "role", "E004", with("PX5", 3, "grandchild"))?;
-        reg.fault(
-            &mut truth,
-            "registration_date",
-            "E002",
-            with("PX6", 11, "31/02/2024"),
-        )?;
-        reg.fault(&mut truth, "family_name", "E001", with("PX7", 6, ""))?;
-        reg.fault(&mut truth, "eal", "E010", with("PX8", 16, "maybe"))?;
-        reg.fault(
-            &mut truth,
-            "person_id",
-            "E005",
-            with(&persons[0].0, 6, "SMITH"),
-        )?;
+        // (person id, column index, faulty value, field, rule): one fault per row.
+        let duplicate = persons[0].0.clone();
+        let faults: [(&str, usize, &str, &str, &str); 9] = [
+            ("PX1", 4, "9990000019", "nhs_number", "E006"),
+            ("PX2", 7, "2030-01-01", "date_of_birth", "E003"),
+            ("PX3", 9, "NOT A PC", "postcode", "E007"),
+            ("PX4", 2, "CC999", "centre_id", "E008"),
+            ("PX5", 3, "grandchild", "role", "E004"),
+            ("PX6", 11, "31/02/2024", "registration_date", "E002"),
+            ("PX7", 6, "", "family_name", "E001"),
+            ("PX8", 16, "maybe", "eal", "E010"),
+            (&duplicate, 6, "SMITH", "person_id", "E005"),
+        ];
+        for (id, column, value, field, rule) in faults {
+            reg.fault(&mut truth, field, rule, with(id, column, value))?;
+        }
     }
     counts.insert(reg.name.clone(), r(&reg));
 

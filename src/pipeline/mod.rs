@@ -688,15 +688,15 @@ async fn linkage_inputs(lake: &Lake) -> Result<String> {
 const LINKAGE_INPUTS: &[&str] = &["registrations", "chis", "hv_contacts", "asq3"];
 
 async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<linkage::LinkStats> {
-    let mut records = Vec::new();
-    let read = |name: &'static str, columns: &'static [&'static str]| async move {
-        lake.read_columns(CURATED, name, columns)
+    let read = |name: &'static str, columns: Vec<&'static str>| async move {
+        lake.read_columns(CURATED, name, &columns)
             .await
             .map(Option::unwrap_or_default)
     };
+    let mut records = Vec::new();
     for b in read(
         "registrations",
-        &["role", "person_key", "key_nhs", "key_demo", "_source"],
+        vec!["role", "person_key", "key_nhs", "key_demo", "_source"],
     )
     .await?
     {
@@ -707,65 +707,58 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             col_str(&b, "key_demo"),
             col_str(&b, "_source"),
         );
-        for i in 0..b.num_rows() {
-            if role.value(i) == "child" {
-                records.push(LinkRecord {
-                    source: src.value(i).to_string(),
-                    source_person_key: person.value(i).to_string(),
-                    nhs: opt_str(&nhs, i),
-                    demo: opt_str(&demo, i),
-                    ..Default::default()
-                });
-            }
+        for i in (0..b.num_rows()).filter(|i| role.value(*i) == "child") {
+            records.push(LinkRecord {
+                source: src.value(i).to_string(),
+                source_person_key: person.value(i).to_string(),
+                nhs: opt_str(&nhs, i),
+                demo: opt_str(&demo, i),
+                ..Default::default()
+            });
         }
     }
     let registered = records.len();
+    // Health records are keyed by NHS number: one node per (source, NHS key), so a child
+    // re-registered in CHIS or with many contacts is one person. CHIS also carries a
+    // demographic key; its local ids are in no namespace shared with another source.
     let mut seen: HashSet<(String, String)> = HashSet::new();
-    for b in read("chis", &["key_nhs", "key_demo", "_source"]).await? {
-        // CHIS local ids are in no namespace shared with another source, so they link nothing.
-        let (nhs, demo, src) = (
-            col_str(&b, "key_nhs"),
-            col_str(&b, "key_demo"),
-            col_str(&b, "_source"),
-        );
-        for i in 0..b.num_rows() {
-            // A child re-registered in CHIS is one person: one node per NHS key.
-            if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
-                records.push(LinkRecord {
-                    source: src.value(i).to_string(),
-                    source_person_key: nhs.value(i).to_string(),
-                    nhs: opt_str(&nhs, i),
-                    demo: opt_str(&demo, i),
-                    ..Default::default()
-                });
-            }
-        }
-    }
-    let chis_sources: HashSet<String> = records
-        .iter()
-        .skip(registered)
-        .map(|r| r.source.clone())
-        .collect();
-    for table in ["hv_contacts", "asq3"] {
-        for b in read(table, &["key_nhs", "_source"]).await? {
+    let mut chis_end = registered;
+    for (table, demo_column) in [
+        ("chis", Some("key_demo")),
+        ("hv_contacts", None),
+        ("asq3", None),
+    ] {
+        let columns = [Some("key_nhs"), Some("_source"), demo_column]
+            .into_iter()
+            .flatten()
+            .collect();
+        for b in read(table, columns).await? {
             let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
+            let demo = demo_column.map(|c| col_str(&b, c));
             for i in 0..b.num_rows() {
                 if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
                     records.push(LinkRecord {
                         source: src.value(i).to_string(),
                         source_person_key: nhs.value(i).to_string(),
                         nhs: opt_str(&nhs, i),
+                        demo: demo.as_ref().and_then(|d| opt_str(d, i)),
                         ..Default::default()
                     });
                 }
             }
         }
+        if table == "chis" {
+            chis_end = records.len();
+        }
     }
-    // Which sources are the centre registrations and the child health register, for the
+    // The sources of centre registrations and of the child health register, for the
     // "registered children linked to CHIS" quality figure.
-    let registration_sources: HashSet<String> = records
+    let registration_sources: HashSet<String> = records[..registered]
         .iter()
-        .take(registered)
+        .map(|r| r.source.clone())
+        .collect();
+    let chis_sources: HashSet<String> = records[registered..chis_end]
+        .iter()
         .map(|r| r.source.clone())
         .collect();
     let (links, mut stats) = tokio::task::spawn_blocking({
