@@ -380,6 +380,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
                 &run_id,
                 &ctx,
                 pipeline.max_quarantine_ratio,
+                &bar,
             )
             .await?;
             if report.status == FileStatus::Loaded {
@@ -463,6 +464,7 @@ async fn ingest_file(
     run_id: &str,
     ctx: &Arc<Context>,
     max_ratio: f64,
+    bar: &indicatif::ProgressBar,
 ) -> Result<FileReport> {
     let t0 = Instant::now();
     let relative = path
@@ -566,7 +568,10 @@ async fn ingest_file(
         })
     };
     let mut write_error = None;
+    let mut rows = 0usize;
     while let Some(batch) = rx.recv().await {
+        rows += batch.num_rows();
+        bar.set_message(format!("{} {relative}: {rows} rows", source.name));
         if let Err(e) = writer.write(batch).await {
             // Dropping the receiver stops the parser at its next batch.
             write_error = Some(e);
