@@ -60,7 +60,7 @@ pub fn adjusted_score(score: f64, items: i64, raw_basis: bool) -> Option<f64> {
 
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
     let key = r.nhs_key("nhs_number", true);
-    let dob = key.as_ref().and_then(|k| r.ctx.chis.get(k)).copied();
+    let dob = key.as_deref().and_then(|k| r.ctx.chis.get(k)).copied();
     let date = r.date("review_date", true);
     let date = r.not_future("review_date", date);
     let date = r.not_before_birth("review_date", date, dob);

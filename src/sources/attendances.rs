@@ -34,7 +34,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     }
     let person = r.local_key("person_id", "");
     let family = r.local_key("family_id", "_family");
-    let registered = person.as_ref().and_then(|p| r.ctx.registrations.get(p));
+    let registered = person.as_deref().and_then(|p| r.ctx.registrations.get(p));
     if person.is_some() && registered.is_none() {
         r.issue(
             "person_id",
@@ -74,7 +74,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         return false;
     }
     if let (Some(reg), Some(f)) = (registered, &family)
-        && reg.family_key != *f
+        && reg.family_key.as_str() != &**f
     {
         r.issue(
             "family_id",
@@ -98,7 +98,9 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             "Session longer than 8 hours.",
         );
     }
-    let family = registered.map(|p| p.family_key.clone()).or(family);
+    let family = registered
+        .map(|p| p.family_key.as_str())
+        .or(family.as_deref());
     out.str(id)
         .str(person.as_deref())
         .str(family.as_deref())

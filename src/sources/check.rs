@@ -4,6 +4,8 @@
 //! returns `None`; the kind module then decides from [`RowCheck::ok`] whether the record
 //! is loaded. One issue is recorded per failing field and rule.
 
+use std::rc::Rc;
+
 use chrono::{Datelike, NaiveDate};
 
 use super::context::{Context, PostcodeEntry};
@@ -43,8 +45,16 @@ pub struct RowCheck<'a> {
     keys: &'a KeyCache,
 }
 
-/// Pseudonyms computed so far in one file, by identifier.
-pub type KeyCache = std::cell::RefCell<std::collections::HashMap<String, String>>;
+/// Pseudonyms computed so far in one file: (key kind, namespace suffix) → raw identifier →
+/// pseudonym. Ids repeat across a file (a person's many sessions) and an HMAC costs a
+/// microsecond or more, so each is computed once; lookups by `&str` allocate nothing.
+#[derive(Default)]
+pub struct KeyCache(std::cell::RefCell<KeyMaps>);
+
+type KeyMaps = std::collections::HashMap<
+    (&'static str, &'static str),
+    std::collections::HashMap<String, Rc<str>>,
+>;
 
 impl<'a> RowCheck<'a> {
     /// Wraps one mapped record.
@@ -382,38 +392,39 @@ impl<'a> RowCheck<'a> {
     }
 
     /// A pseudonymised local id in the mapping's namespace (`key_local`).
-    pub fn local_key(&mut self, name: &str, namespace_suffix: &str) -> Option<String> {
+    pub fn local_key(&mut self, name: &str, namespace_suffix: &'static str) -> Option<Rc<str>> {
         let v = self.required(name)?;
-        let namespace = format!("{}{namespace_suffix}", self.mapping.namespace);
-        Some(self.cached(format!("local\0{namespace}\0{v}"), |p| {
-            p.local(&namespace, v)
+        let namespace = &self.mapping.namespace;
+        Some(self.cached(("local", namespace_suffix), v, |p| {
+            p.local(&format!("{namespace}{namespace_suffix}"), v)
         }))
     }
 
-    /// Ids repeat across a file (a person's many sessions), and an HMAC costs a microsecond
-    /// or more: compute each key once per file.
     fn cached(
         &self,
-        id: String,
+        kind: (&'static str, &'static str),
+        id: &str,
         compute: impl FnOnce(&crate::identity::Pseudonymiser) -> String,
-    ) -> String {
-        if let Some(k) = self.keys.borrow().get(&id) {
+    ) -> Rc<str> {
+        let mut maps = self.keys.0.borrow_mut();
+        let map = maps.entry(kind).or_default();
+        if let Some(k) = map.get(id) {
             return k.clone();
         }
-        let key = compute(&self.ctx.pseudonymiser);
-        self.keys.borrow_mut().insert(id, key.clone());
+        let key: Rc<str> = compute(&self.ctx.pseudonymiser).into();
+        map.insert(id.to_string(), key.clone());
         key
     }
 
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
-    pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<String> {
+    pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<Rc<str>> {
         let v = if required {
             self.required(name)?
         } else {
             self.get(name)?
         };
         match checks::nhs_number(v) {
-            Some(digits) => Some(self.cached(format!("nhs\0{digits}"), |p| p.nhs(&digits))),
+            Some(digits) => Some(self.cached(("nhs", ""), &digits, |p| p.nhs(&digits))),
             None => {
                 self.issue(name, Rule::E006, "NHS number is not 10 digits or fails the modulus 11 check; correct it in the source system (the quarantine keeps only its HMAC).");
                 None
@@ -526,6 +537,7 @@ impl<'a> RowCheck<'a> {
         // memory, and 16 bytes a key (collision odds ~1e-26 at 10^7 keys) is a fraction of
         // the strings.
         let h = twox_hash::XxHash3_128::oneshot(key.as_bytes());
+        let seen = &mut seen.0;
         match seen.get(&h) {
             Some(first) => {
                 let first = *first;

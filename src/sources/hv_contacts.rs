@@ -36,7 +36,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     let antenatal = kind == Some("ANTENATAL");
     // The antenatal contact carries the mother's NHS number, so no child DOB applies.
     let dob = key
-        .as_ref()
+        .as_deref()
         .filter(|_| !antenatal)
         .and_then(|k| r.ctx.chis.get(k))
         .copied();
@@ -49,7 +49,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     if !r.ok() {
         return false;
     }
-    let in_chis = key.as_ref().is_some_and(|k| r.ctx.chis.contains_key(k));
+    let in_chis = key.as_deref().is_some_and(|k| r.ctx.chis.contains_key(k));
     if !antenatal && !in_chis {
         r.issue("nhs_number", Rule::W005, "Child is not in the child health register: kept, but excluded from cohort metrics that need a date of birth.");
     }

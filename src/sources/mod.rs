@@ -308,8 +308,29 @@ pub struct Issue {
     pub value_hmac: Option<String>,
 }
 
-/// Hashed key → first row it was seen on.
-pub type SeenKeys = HashMap<u128, u64>;
+/// Hashed key → first row it was seen on (E005). The keys are already 128-bit hashes, so
+/// the map hashes them by taking their low 64 bits instead of hashing them again.
+#[derive(Default)]
+pub struct SeenKeys(pub HashMap<u128, u64, std::hash::BuildHasherDefault<PrehashedKey>>);
+
+/// A `Hasher` for keys that are uniform hashes already.
+#[derive(Default)]
+pub struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used by `SeenKeys`; fold anything else in byte by byte.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
 
 /// Per-file state carried across records by a kind (duplicate keys and the like).
 #[derive(Default)]
