@@ -45,16 +45,17 @@ pub struct RowCheck<'a> {
     keys: &'a KeyCache,
 }
 
-/// Pseudonyms computed so far in one file: (key kind, namespace suffix) → raw identifier →
-/// pseudonym. Ids repeat across a file (a person's many sessions) and an HMAC costs a
-/// microsecond or more, so each is computed once; lookups by `&str` allocate nothing.
+/// Pseudonyms computed so far in one file, by key kind (e.g. `("local", "_family")`) and
+/// the 128-bit hash of the raw identifier. Ids repeat across a file (a person's many
+/// sessions) and an HMAC costs a microsecond or more, so each is computed once; keying by
+/// the hash keeps a lookup to one memory access instead of chasing the id's heap string.
 #[derive(Default)]
-pub struct KeyCache(std::cell::RefCell<KeyMaps>);
+pub struct KeyCache(std::cell::RefCell<Vec<KeyMap>>);
 
-type KeyMaps = std::collections::HashMap<
+type KeyMap = (
     (&'static str, &'static str),
-    std::collections::HashMap<String, Rc<str>>,
->;
+    std::collections::HashMap<u128, Rc<str>, std::hash::BuildHasherDefault<super::PrehashedKey>>,
+);
 
 impl<'a> RowCheck<'a> {
     /// Wraps one mapped record.
@@ -84,9 +85,14 @@ impl<'a> RowCheck<'a> {
     }
 
     fn index(&self, name: &str) -> usize {
+        // Called for every field of every record: kinds pass the same string literals their
+        // FIELDS table holds, so comparing addresses first skips most string comparisons.
+        let same =
+            |f: &Field| std::ptr::eq(f.name.as_ptr(), name.as_ptr()) && f.name.len() == name.len();
         self.fields
             .iter()
-            .position(|f| f.name == name)
+            .position(same)
+            .or_else(|| self.fields.iter().position(|f| f.name == name))
             .unwrap_or_else(|| panic!("{name} is not a field of this extract"))
     }
 
@@ -407,13 +413,18 @@ impl<'a> RowCheck<'a> {
         compute: impl FnOnce(&crate::identity::Pseudonymiser) -> String,
     ) -> Rc<str> {
         let mut maps = self.keys.0.borrow_mut();
-        let map = maps.entry(kind).or_default();
-        if let Some(k) = map.get(id) {
-            return k.clone();
-        }
-        let key: Rc<str> = compute(&self.ctx.pseudonymiser).into();
-        map.insert(id.to_string(), key.clone());
-        key
+        let slot = match maps.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                maps.push((kind, Default::default()));
+                maps.len() - 1
+            }
+        };
+        let map = &mut maps[slot].1;
+        let h = twox_hash::XxHash3_128::oneshot(id.as_bytes());
+        map.entry(h)
+            .or_insert_with(|| compute(&self.ctx.pseudonymiser).into())
+            .clone()
     }
 
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.

@@ -89,15 +89,15 @@ pub struct Context {
     /// LSOA vintage of reach areas (2011 or 2021).
     pub reach_vintage: u16,
     /// Known centres.
-    pub centres: HashMap<String, CentreDates>,
+    pub centres: foldhash::HashMap<String, CentreDates>,
     /// Lots in `contracts`, when loaded (E008 on centres.lot).
     pub lots: Option<HashSet<String>>,
     /// Known activity codes.
-    pub activities: HashSet<String>,
+    pub activities: foldhash::HashSet<String>,
     /// Registered persons by pseudonymised person id.
-    pub registrations: HashMap<String, RegisteredPerson>,
+    pub registrations: foldhash::HashMap<String, RegisteredPerson>,
     /// Children in the child health register: key_nhs → date of birth.
-    pub chis: HashMap<String, NaiveDate>,
+    pub chis: foldhash::HashMap<String, NaiveDate>,
     /// ASQ-3 windows by questionnaire interval (months).
     pub asq_windows: HashMap<i64, AsqWindow>,
 }
@@ -110,11 +110,11 @@ impl Context {
             codes: HashMap::new(),
             geography: Geography::default(),
             reach_vintage: 2021,
-            centres: HashMap::new(),
+            centres: Default::default(),
             lots: None,
-            activities: HashSet::new(),
-            registrations: HashMap::new(),
-            chis: HashMap::new(),
+            activities: Default::default(),
+            registrations: Default::default(),
+            chis: Default::default(),
             asq_windows: HashMap::new(),
         }
     }
