@@ -451,6 +451,80 @@ fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// What the parser thread sends to the writer.
+enum Parsed {
+    /// Good rows.
+    Batch(RecordBatch),
+    /// Throw away the batches sent so far: the file is being read again from the start.
+    Restart,
+}
+
+/// Reads and validates one file on a blocking thread, sending good rows to `tx`. Large CSV
+/// files are read in two halves on two threads; XLSX sheets are converted to CSV first.
+fn parse_file(
+    kind: ExtractKind,
+    path: &Path,
+    source: &Source,
+    meta: &FileMeta,
+    ctx: &Context,
+    max_ratio: f64,
+    tx: &tokio::sync::mpsc::Sender<Parsed>,
+) -> sources::Ingested {
+    let send = |b: RecordBatch| tx.blocking_send(Parsed::Batch(b)).is_ok();
+    let mapping = &source.mapping;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"))
+    {
+        let csv = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| xlsx::sheet_to_csv(&b, source.sheet.as_deref(), source.header_row));
+        return match csv {
+            Ok(csv) => sources::ingest_stream(
+                kind,
+                csv.as_slice(),
+                meta,
+                mapping,
+                ctx,
+                max_ratio,
+                sources::BATCH_ROWS,
+                &mut |b| send(b),
+            ),
+            Err(e) => sources::Ingested::unreadable(kind, e),
+        };
+    }
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        use std::io::{Read as _, Seek as _};
+        let mut f = std::fs::File::open(path)?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+        Ok(Box::new(f.take(end - start)))
+    };
+    if len >= sources::PARALLEL_MIN_BYTES {
+        match sources::ingest_parallel(kind, &open, len, meta, mapping, ctx, max_ratio, &send) {
+            sources::Parallel::Done(out) => return out,
+            sources::Parallel::Sequential => {
+                if tx.blocking_send(Parsed::Restart).is_err() {
+                    return sources::Ingested::unreadable(kind, "The writer stopped.".into());
+                }
+            }
+        }
+    }
+    match std::fs::File::open(path) {
+        Ok(f) => sources::ingest_stream(
+            kind,
+            f,
+            meta,
+            mapping,
+            ctx,
+            max_ratio,
+            sources::BATCH_ROWS,
+            &mut |b| send(b),
+        ),
+        Err(e) => sources::Ingested::unreadable(kind, format!("The file cannot be opened: {e}.")),
+    }
+}
+
 /// Ingests one file: validation and pseudonymisation on a blocking thread, streaming good
 /// rows into new Parquet files of the curated table, then the commits (issues first, the
 /// marker last).
@@ -517,7 +591,7 @@ async fn ingest_file(
         .table_or_create(CURATED, kind.name(), &kind.schema(), &["_source"])
         .await?;
     let mut writer = lake.writer(&table)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
     let parser = {
         let (path, source, ctx, meta) = (
             path.to_path_buf(),
@@ -525,51 +599,22 @@ async fn ingest_file(
             Arc::clone(ctx),
             meta.clone(),
         );
-        tokio::task::spawn_blocking(move || -> sources::Ingested {
-            let mut sink = |b: RecordBatch| tx.blocking_send(b).is_ok();
-            let is_xlsx = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-            if is_xlsx {
-                let csv = std::fs::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| {
-                        xlsx::sheet_to_csv(&b, source.sheet.as_deref(), source.header_row)
-                    });
-                return match csv {
-                    Ok(csv) => sources::ingest_stream(
-                        kind,
-                        csv.as_slice(),
-                        &meta,
-                        &source.mapping,
-                        &ctx,
-                        max_ratio,
-                        sources::BATCH_ROWS,
-                        &mut sink,
-                    ),
-                    Err(e) => sources::Ingested::unreadable(kind, e),
-                };
-            }
-            match std::fs::File::open(&path) {
-                Ok(f) => sources::ingest_stream(
-                    kind,
-                    f,
-                    &meta,
-                    &source.mapping,
-                    &ctx,
-                    max_ratio,
-                    sources::BATCH_ROWS,
-                    &mut sink,
-                ),
-                Err(e) => {
-                    sources::Ingested::unreadable(kind, format!("The file cannot be opened: {e}."))
-                }
-            }
+        tokio::task::spawn_blocking(move || {
+            parse_file(kind, &path, &source, &meta, &ctx, max_ratio, &tx)
         })
     };
     let mut write_error = None;
     let mut rows = 0usize;
-    while let Some(batch) = rx.recv().await {
+    while let Some(parsed) = rx.recv().await {
+        let batch = match parsed {
+            Parsed::Batch(b) => b,
+            Parsed::Restart => {
+                // The parallel attempt is abandoned: forget its files (never committed).
+                writer.reset();
+                rows = 0;
+                continue;
+            }
+        };
         rows += batch.num_rows();
         bar.set_message(format!("{} {relative}: {rows} rows", source.name));
         if let Err(e) = writer.write(batch).await {

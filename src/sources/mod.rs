@@ -462,8 +462,18 @@ pub fn ingest_stream<R: std::io::Read>(
     sink: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Ingested {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ingest_inner(kind, input, file, mapping, ctx, batch_rows, sink)
+        ingest_inner(kind, input, (0, 0), file, mapping, ctx, batch_rows, sink).0
     }));
+    finish(kind, run, file, max_quarantine_ratio)
+}
+
+/// Turns a reader's outcome (or its panic) into the file's outcome, applying F005.
+fn finish(
+    kind: ExtractKind,
+    run: std::thread::Result<Ingested>,
+    file: &FileMeta,
+    max_quarantine_ratio: f64,
+) -> Ingested {
     let out = match run {
         Ok(out) => out,
         Err(panic) => {
@@ -506,15 +516,17 @@ pub fn ingest_stream<R: std::io::Read>(
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ingest_inner<R: std::io::Read>(
     kind: ExtractKind,
     input: R,
+    shift: (u64, u64),
     file: &FileMeta,
     mapping: &Mapping,
     ctx: &Context,
     batch_rows: usize,
     sink: &mut dyn FnMut(RecordBatch) -> bool,
-) -> Ingested {
+) -> (Ingested, SeenKeys) {
     let mut mapping = mapping.clone();
     for (canonical, header) in kind.default_columns(mapping.lsoa_vintage) {
         mapping
@@ -524,8 +536,13 @@ fn ingest_inner<R: std::io::Read>(
     }
     let mapping = &mapping;
     let mut reader = match reader::MappedCsv::open(input, kind.fields(), mapping) {
-        Ok(r) => r,
-        Err((rule, message)) => return Ingested::rejected_file(kind, rule, message, 0),
+        Ok(r) => r.shifted(shift.0, shift.1),
+        Err((rule, message)) => {
+            return (
+                Ingested::rejected_file(kind, rule, message, 0),
+                SeenKeys::default(),
+            );
+        }
     };
     let mut out = TableBuilder::new(kind.schema());
     let mut state = KindState {
@@ -618,7 +635,7 @@ fn ingest_inner<R: std::io::Read>(
             value_hmac: None,
         });
     }
-    Ingested {
+    let out = Ingested {
         rows_read,
         rows_loaded,
         batch: RecordBatch::new_empty(kind.schema()),
@@ -626,5 +643,154 @@ fn ingest_inner<R: std::io::Read>(
         errors,
         warnings,
         rejected: None,
+    };
+    (out, state.seen)
+}
+
+/// Files at least this large are worth splitting across threads with [`ingest_parallel`].
+pub const PARALLEL_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What [`ingest_parallel`] did.
+pub enum Parallel {
+    /// The file was ingested in parts; the outcome is the same as a sequential ingest.
+    Done(Ingested),
+    /// The file cannot be split safely (small, blank lines, or a key repeated across the
+    /// parts, whose first occurrence only a sequential pass can pick): discard anything sent
+    /// to the sink and ingest it sequentially.
+    Sequential,
+}
+
+/// Opens bytes `start..end` of the file being ingested.
+pub type OpenRange<'a> =
+    dyn Fn(u64, u64) -> std::io::Result<Box<dyn std::io::Read + Send>> + Sync + 'a;
+
+/// Ingests a large file in two halves on two threads, sending good rows to `sink` from
+/// both. The split falls on a record boundary found by tracking quotes from the start, and
+/// the second half is read after the header with its row numbers and byte offsets shifted,
+/// so every row number, issue and duplicate-key decision equals the sequential result.
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_parallel(
+    kind: ExtractKind,
+    open: &OpenRange<'_>,
+    len: u64,
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+    max_quarantine_ratio: f64,
+    sink: &(dyn Fn(RecordBatch) -> bool + Sync),
+) -> Parallel {
+    if kind.is_reference() {
+        return Parallel::Sequential;
+    }
+    let Ok(Some(split)) = find_split(open, len) else {
+        return Parallel::Sequential;
+    };
+    let run = |input: Box<dyn std::io::Read + Send>, shift: (u64, u64)| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ingest_inner(
+                kind,
+                input,
+                shift,
+                file,
+                mapping,
+                ctx,
+                BATCH_ROWS,
+                &mut |b| sink(b),
+            )
+        }))
+    };
+    let second_input = (|| -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        let header = std::io::Read::chain(
+            std::io::Cursor::new(split.header.clone()),
+            open(split.offset, len)?,
+        );
+        Ok(Box::new(header))
+    })();
+    let (Ok(first_input), Ok(second_input)) = (open(0, split.offset), second_input) else {
+        return Parallel::Sequential;
+    };
+    // The second reader sees the header then the second half: its first data record is
+    // record 2 of its input, and must be reported as `split.first_row`.
+    let shift = (
+        split.first_row - 2,
+        split.offset - split.header.len() as u64,
+    );
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| run(second_input, shift));
+        let first = run(first_input, (0, 0));
+        (first, second.join().unwrap_or_else(Err))
+    });
+    let (Ok((a, seen_a)), Ok((b, seen_b))) = (first, second) else {
+        return Parallel::Sequential;
+    };
+    if a.rejected.is_some()
+        || b.rejected.is_some()
+        || seen_b.0.keys().any(|k| seen_a.0.contains_key(k))
+    {
+        return Parallel::Sequential;
+    }
+    let merged = Ingested {
+        rows_read: a.rows_read + b.rows_read,
+        rows_loaded: a.rows_loaded + b.rows_loaded,
+        batch: RecordBatch::new_empty(kind.schema()),
+        rows_quarantined: a.rows_quarantined + b.rows_quarantined,
+        errors: a.errors.into_iter().chain(b.errors).collect(),
+        warnings: a.warnings.into_iter().chain(b.warnings).collect(),
+        rejected: None,
+    };
+    Parallel::Done(finish(kind, Ok(merged), file, max_quarantine_ratio))
+}
+
+/// Where the second half of a file starts.
+struct Split {
+    /// Byte offset of the first record of the second half.
+    offset: u64,
+    /// Its row number (the header is row 1).
+    first_row: u64,
+    /// The header record's bytes, line end included.
+    header: Vec<u8>,
+}
+
+/// Scans the first half of the file, tracking quotes, for the first line end after the
+/// middle that is outside quotes. Gives up (None) on blank lines, which the CSV reader skips
+/// and which would make line counting disagree with its record numbers.
+fn find_split(open: &OpenRange<'_>, len: u64) -> std::io::Result<Option<Split>> {
+    use std::io::Read as _;
+    let mut input = open(0, len)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut pos, mut in_quotes, mut records, mut prev) = (0u64, false, 0u64, b'\n');
+    let mut header = Vec::new();
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        for &c in &buf[..n] {
+            if records == 0 {
+                header.push(c);
+            }
+            pos += 1;
+            match c {
+                b'"' => in_quotes = !in_quotes,
+                b'\n' if !in_quotes => {
+                    if prev == b'\n' {
+                        return Ok(None);
+                    }
+                    records += 1;
+                    if pos >= len / 2 {
+                        // `records` line ends precede the split: the header and records-1 data rows.
+                        return Ok(Some(Split {
+                            offset: pos,
+                            first_row: records + 1,
+                            header,
+                        }));
+                    }
+                }
+                _ => {}
+            }
+            if c != b'\r' {
+                prev = c;
+            }
+        }
     }
 }

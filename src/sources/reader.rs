@@ -22,6 +22,8 @@ pub struct MappedCsv<'a, R: std::io::Read> {
     constants: Vec<Option<&'a str>>,
     /// For each canonical field, its value translation map.
     value_maps: Vec<Option<&'a std::collections::HashMap<String, String>>>,
+    /// Added to row numbers and byte offsets when this reader reads a later part of a file.
+    shift: (u64, u64),
     /// For each canonical field, the source header it was read from.
     source_names: Vec<String>,
     header_len: usize,
@@ -124,7 +126,15 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
             mapping,
             fields,
             fatal: false,
+            shift: (0, 0),
         })
+    }
+
+    /// Positions reported from now on are shifted by `rows` records and `bytes` bytes: for a
+    /// reader given the header followed by a later part of the file.
+    pub fn shifted(mut self, rows: u64, bytes: u64) -> Self {
+        self.shift = (rows, bytes);
+        self
     }
 
     /// The source column of each canonical field, in field order.
@@ -145,8 +155,8 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
             Ok(true) => {
                 let p = record.position().expect("csv records carry a position");
                 let pos = Pos {
-                    row_number: p.record() + 1,
-                    byte_offset: p.byte(),
+                    row_number: p.record() + 1 + self.shift.0,
+                    byte_offset: p.byte() + self.shift.1,
                 };
                 if record.len() != self.header_len {
                     return Err(malformed(
@@ -164,8 +174,8 @@ impl<'a, R: std::io::Read> MappedCsv<'a, R> {
                 let pos = e
                     .position()
                     .map(|p| Pos {
-                        row_number: p.record() + 1,
-                        byte_offset: p.byte(),
+                        row_number: p.record() + 1 + self.shift.0,
+                        byte_offset: p.byte() + self.shift.1,
                     })
                     .unwrap_or(Pos {
                         row_number: 0,
