@@ -324,12 +324,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let mut ctx = Context::new(opts.pseudonymiser.clone());
     ctx.codes = reference::code_lists(&refs)?;
     ctx.asq_windows = reference::asq_windows(&refs)?;
-    // Shared read-only with the parser threads; `make_mut` mutates in place once they are done.
-    let mut ctx = Arc::new(ctx);
-    let mut loader = ContextLoader {
-        lake,
-        loaded: HashSet::new(),
-    };
+    let ctx = Arc::new(ctx);
     let extracts = opts
         .extracts
         .clone()
@@ -349,47 +344,47 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let total: u64 = plan.iter().map(|(_, f)| f.len() as u64).sum();
     let bar = summary::progress_bar(opts.progress, total);
 
-    for (source, files) in plan {
-        if files.is_empty() {
-            if !source.optional {
-                warn!(
-                    source = source.name,
-                    pattern = source.path,
-                    "No file matched; nothing loaded for this source."
-                );
-            }
-            summary.files.push(FileReport::missing(source, &extracts));
-            continue;
-        }
-        if source.kind == ExtractKind::ReachAreas {
-            Arc::make_mut(&mut ctx).reach_vintage = source.mapping.lsoa_vintage;
-        }
-        for path in files {
-            bar.set_message(format!(
-                "{} {}",
-                source.name,
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            loader.ensure(Arc::make_mut(&mut ctx), source.kind).await?;
-            let report = ingest_file(
-                lake,
-                source,
-                &path,
-                &extracts,
-                run_date,
-                &run_id,
-                &ctx,
-                pipeline.max_quarantine_ratio,
-                &bar,
-            )
-            .await?;
-            if report.status == FileStatus::Loaded {
-                loader.invalidate(source.kind);
-            }
-            summary.files.push(report);
-            bar.inc(1);
-        }
-    }
+    // Public reference files first (everything resolves geography through them), then the
+    // children's centre chain and the health chain side by side: neither reads the other.
+    let lane = |kinds: &[ExtractKind]| -> Vec<(&Source, Vec<PathBuf>)> {
+        plan.iter()
+            .filter(|(s, _)| kinds.contains(&s.kind))
+            .map(|(s, f)| (*s, f.clone()))
+            .collect()
+    };
+    let health = [
+        ExtractKind::Chis,
+        ExtractKind::HvContacts,
+        ExtractKind::Asq3,
+    ];
+    let reference: Vec<ExtractKind> = ExtractKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_reference())
+        .collect();
+    let centre: Vec<ExtractKind> = ExtractKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| !k.is_reference() && !health.contains(k))
+        .collect();
+    let env = Lane {
+        lake,
+        extracts: &extracts,
+        run_date,
+        run_id: &run_id,
+        max_ratio: pipeline.max_quarantine_ratio,
+        bar: &bar,
+    };
+    let mut reports = env.run(lane(&reference), Arc::clone(&ctx)).await?;
+    let (centre_reports, health_reports) = tokio::join!(
+        env.run(lane(&centre), Arc::clone(&ctx)),
+        env.run(lane(&health), Arc::clone(&ctx))
+    );
+    reports.extend(centre_reports?);
+    reports.extend(health_reports?);
+    // Report files in the pipeline's declared order whatever order the lanes finished in.
+    reports.sort_by_key(|r| pipeline.sources.iter().position(|s| s.name == r.source));
+    summary.files = reports;
     bar.finish_and_clear();
 
     // person_link is recomputed whenever one of its inputs has a new version: its commit
@@ -408,6 +403,70 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     write_run_records(lake, &summary, run_date).await?;
     info!(run_id, status = summary.status(), "Run finished.");
     Ok(summary)
+}
+
+/// What every lane of a run shares.
+struct Lane<'a> {
+    lake: &'a Lake,
+    extracts: &'a Path,
+    run_date: NaiveDate,
+    run_id: &'a str,
+    max_ratio: f64,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Lane<'_> {
+    /// Ingests `sources` in order, each file after the ones before it, loading from the lake
+    /// whatever references each kind checks against.
+    async fn run(
+        &self,
+        sources: Vec<(&Source, Vec<PathBuf>)>,
+        mut ctx: Arc<Context>,
+    ) -> Result<Vec<FileReport>> {
+        let mut loader = ContextLoader {
+            lake: self.lake,
+            loaded: HashSet::new(),
+        };
+        let mut reports = Vec::new();
+        for (source, files) in sources {
+            if files.is_empty() {
+                if !source.optional {
+                    warn!(
+                        source = source.name,
+                        pattern = source.path,
+                        "No file matched; nothing loaded for this source."
+                    );
+                }
+                reports.push(FileReport::missing(source, self.extracts));
+                continue;
+            }
+            if source.kind == ExtractKind::ReachAreas {
+                // Shared read-only with the parser threads; `make_mut` mutates in place once they are done.
+                Arc::make_mut(&mut ctx).reach_vintage = source.mapping.lsoa_vintage;
+            }
+            for path in files {
+                loader.ensure(Arc::make_mut(&mut ctx), source.kind).await?;
+                let report = ingest_file(
+                    self.lake,
+                    source,
+                    &path,
+                    self.extracts,
+                    self.run_date,
+                    self.run_id,
+                    &ctx,
+                    self.max_ratio,
+                    self.bar,
+                )
+                .await?;
+                if report.status == FileStatus::Loaded {
+                    loader.invalidate(source.kind);
+                }
+                reports.push(report);
+                self.bar.inc(1);
+            }
+        }
+        Ok(reports)
+    }
 }
 
 async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result<()> {
