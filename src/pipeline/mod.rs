@@ -38,7 +38,7 @@ use crate::identity::Pseudonymiser;
 use crate::identity::linkage::{self, LinkRecord};
 use crate::lake::{CURATED, Lake, OPS, WriteMode};
 use crate::reference::{self, ReferenceTable, sha256_hex};
-use crate::sources::context::{CentreDates, PostcodeEntry, RegisteredPerson};
+use crate::sources::context::{CentreDates, PostcodeEntry};
 use crate::sources::{self, Context, ExtractKind, FileMeta, TableBuilder};
 pub use summary::{FileReport, FileStatus, RunSummary};
 
@@ -223,7 +223,7 @@ impl ContextLoader<'_> {
                 }
             }
             "registrations" => {
-                ctx.registrations.clear();
+                ctx.clear_registrations();
                 for b in self
                     .table(
                         "registrations",
@@ -233,11 +233,7 @@ impl ContextLoader<'_> {
                 {
                     let (p, f) = (col_str(&b, "person_key"), col_str(&b, "family_key"));
                     for i in 0..b.num_rows() {
-                        let person = RegisteredPerson {
-                            family_key: f.value(i).to_string(),
-                            date_of_birth: opt_date(&b, "date_of_birth", i),
-                        };
-                        ctx.registrations.insert(p.value(i).to_string(), person);
+                        ctx.register(p.value(i), f.value(i), opt_date(&b, "date_of_birth", i));
                     }
                 }
             }

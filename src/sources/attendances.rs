@@ -34,7 +34,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     }
     let person = r.local_key("person_id", "");
     let family = r.local_key("family_id", "_family");
-    let registered = person.as_deref().and_then(|p| r.ctx.registrations.get(p));
+    let registered = person.as_deref().and_then(|p| r.ctx.registration(p));
     if person.is_some() && registered.is_none() {
         r.issue(
             "person_id",
@@ -73,9 +73,8 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     if !r.ok() {
         return false;
     }
-    if let (Some(reg), Some(f)) = (registered, &family)
-        && reg.family_key.as_str() != &**f
-    {
+    let family_differs = matches!((registered, &family), (Some(reg), Some(f)) if reg.family_hash != super::key_hash(f));
+    if family_differs {
         r.issue(
             "family_id",
             Rule::W006,
@@ -98,9 +97,11 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             "Session longer than 8 hours.",
         );
     }
-    let family = registered
-        .map(|p| p.family_key.as_str())
-        .or(family.as_deref());
+    // The registration's family wins; read its string only when it differs.
+    let family = match registered {
+        Some(reg) if family_differs || family.is_none() => Some(reg.family_key.as_str()),
+        _ => family.as_deref(),
+    };
     out.str(id)
         .str(person.as_deref())
         .str(family.as_deref())

@@ -413,7 +413,12 @@ impl<'a> RowCheck<'a> {
         compute: impl FnOnce(&crate::identity::Pseudonymiser) -> String,
     ) -> Rc<str> {
         let mut maps = self.keys.0.borrow_mut();
-        let slot = match maps.iter().position(|(k, _)| *k == kind) {
+        // Kinds are string literals: compare addresses before contents.
+        let same = |a: &str, b: &str| std::ptr::eq(a, b) || a == b;
+        let slot = match maps
+            .iter()
+            .position(|(k, _)| same(k.0, kind.0) && same(k.1, kind.1))
+        {
             Some(i) => i,
             None => {
                 maps.push((kind, Default::default()));
@@ -421,7 +426,7 @@ impl<'a> RowCheck<'a> {
             }
         };
         let map = &mut maps[slot].1;
-        let h = twox_hash::XxHash3_128::oneshot(id.as_bytes());
+        let h = super::key_hash(id);
         map.entry(h)
             .or_insert_with(|| compute(&self.ctx.pseudonymiser).into())
             .clone()
@@ -547,7 +552,7 @@ impl<'a> RowCheck<'a> {
         // Keys are kept as 128-bit hashes: a file of millions of rows needs the key set in
         // memory, and 16 bytes a key (collision odds ~1e-26 at 10^7 keys) is a fraction of
         // the strings.
-        let h = twox_hash::XxHash3_128::oneshot(key.as_bytes());
+        let h = super::key_hash(key);
         let seen = &mut seen.0;
         match seen.get(&h) {
             Some(first) => {

@@ -49,6 +49,9 @@ pub struct CentreDates {
 pub struct RegisteredPerson {
     /// Pseudonymised family id.
     pub family_key: String,
+    /// [`super::key_hash`] of `family_key`, compared on every attendance without touching
+    /// the string.
+    pub family_hash: u128,
     /// Date of birth, when known.
     pub date_of_birth: Option<NaiveDate>,
 }
@@ -95,7 +98,11 @@ pub struct Context {
     /// Known activity codes.
     pub activities: foldhash::HashSet<String>,
     /// Registered persons by pseudonymised person id.
-    pub registrations: foldhash::HashMap<String, RegisteredPerson>,
+    registrations: std::collections::HashMap<
+        u128,
+        RegisteredPerson,
+        std::hash::BuildHasherDefault<super::PrehashedKey>,
+    >,
     /// Children in the child health register: key_nhs → date of birth.
     pub chis: foldhash::HashMap<String, NaiveDate>,
     /// ASQ-3 windows by questionnaire interval (months).
@@ -117,6 +124,33 @@ impl Context {
             chis: Default::default(),
             asq_windows: HashMap::new(),
         }
+    }
+
+    /// Records a registered person under their pseudonymised person id.
+    pub fn register(
+        &mut self,
+        person_key: &str,
+        family_key: &str,
+        date_of_birth: Option<NaiveDate>,
+    ) {
+        let person = RegisteredPerson {
+            family_key: family_key.to_string(),
+            family_hash: super::key_hash(family_key),
+            date_of_birth,
+        };
+        self.registrations
+            .insert(super::key_hash(person_key), person);
+    }
+
+    /// The registered person with this pseudonymised id. Looked up by the id's 128-bit hash:
+    /// on a multi-million-row attendance file one memory access instead of two.
+    pub fn registration(&self, person_key: &str) -> Option<&RegisteredPerson> {
+        self.registrations.get(&super::key_hash(person_key))
+    }
+
+    /// Forgets every registered person (before reloading them from the lake).
+    pub fn clear_registrations(&mut self) {
+        self.registrations.clear();
     }
 
     /// Whether `code` is in the named code list. An unknown list has no codes.

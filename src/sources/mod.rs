@@ -313,6 +313,11 @@ pub struct Issue {
 #[derive(Default)]
 pub struct SeenKeys(pub HashMap<u128, u64, std::hash::BuildHasherDefault<PrehashedKey>>);
 
+/// The 128-bit hash under which keys are kept in per-record lookups (xxh3).
+pub fn key_hash(key: &str) -> u128 {
+    twox_hash::XxHash3_128::oneshot(key.as_bytes())
+}
+
 /// A `Hasher` for keys that are uniform hashes already.
 #[derive(Default)]
 pub struct PrehashedKey(u64);

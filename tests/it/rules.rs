@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use arrow::array::{Array, AsArray};
 use chrono::NaiveDate;
 use earlystart::identity::Pseudonymiser;
-use earlystart::sources::context::{CentreDates, PostcodeEntry, RegisteredPerson};
+use earlystart::sources::context::{CentreDates, PostcodeEntry};
 use earlystart::sources::{self, Context, ExtractKind, FileMeta, Ingested, Mapping};
 
 fn d(s: &str) -> NaiveDate {
@@ -51,12 +51,10 @@ fn ctx() -> Context {
         },
     );
     c.activities.insert("PLAY".into());
-    c.registrations.insert(
-        p.local("cc", "P1"),
-        RegisteredPerson {
-            family_key: p.local("cc_family", "F1"),
-            date_of_birth: Some(d("2022-01-10")),
-        },
+    c.register(
+        &p.local("cc", "P1"),
+        &p.local("cc_family", "F1"),
+        Some(d("2022-01-10")),
     );
     c.chis.insert(p.nhs("9434765919"), d("2022-03-14"));
     c
