@@ -25,6 +25,12 @@ fn peak_children_rss_mib() -> f64 {
     usage.ru_maxrss as f64 / 1024.0
 }
 
+/// The run with the median wall time.
+fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    runs.swap_remove(runs.len() / 2)
+}
+
 fn measure(cmd: &mut Command) -> Result<Measured> {
     let t0 = Instant::now();
     let status = cmd
@@ -80,45 +86,56 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         bytes += std::fs::metadata(&p)?.len();
         rows += csv::Reader::from_path(&p)?.byte_records().count() as u64;
     }
+    // Each tool runs RUNS times; the median wall time is reported (this machine's timings
+    // wander by ±15% from run to run).
+    const RUNS: usize = 3;
     let lake = dir.join("lake");
-    let _ = std::fs::remove_dir_all(&lake);
     let exe = std::env::current_exe()?;
-    let es = measure(
-        Command::new(&exe)
-            .args([
-                "--project",
-                &project.to_string_lossy(),
-                "run",
-                "nightly",
-                "--as-at",
-                &generate::AS_AT.to_string(),
-            ])
-            .arg("--extracts")
-            .arg(&extracts)
-            .arg("--lake")
-            .arg(&lake)
-            .env(
-                "EARLYSTART_PSEUDONYM_KEY",
-                "earlystart-benchmark-key-synthetic-data-only",
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null()),
-    )?;
+    let mut es = Vec::new();
+    for _ in 0..RUNS {
+        let _ = std::fs::remove_dir_all(&lake);
+        es.push(measure(
+            Command::new(&exe)
+                .args([
+                    "--project",
+                    &project.to_string_lossy(),
+                    "run",
+                    "nightly",
+                    "--as-at",
+                    &generate::AS_AT.to_string(),
+                ])
+                .arg("--extracts")
+                .arg(&extracts)
+                .arg("--lake")
+                .arg(&lake)
+                .env(
+                    "EARLYSTART_PSEUDONYM_KEY",
+                    "earlystart-benchmark-key-synthetic-data-only",
+                )
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null()),
+        )?);
+    }
+    let es = median(es);
     let duck_out = dir.join("duckdb");
-    let _ = std::fs::remove_dir_all(&duck_out);
-    std::fs::create_dir_all(&duck_out)?;
     let has_duckdb = Command::new("python3")
         .args(["-c", "import duckdb"])
         .status()
         .is_ok_and(|s| s.success());
     let duck = if has_duckdb {
-        Some(measure(
-            Command::new("python3")
-                .args(["-c", DUCKDB_SCRIPT])
-                .arg(&extracts)
-                .arg(&duck_out)
-                .args(INPUTS),
-        )?)
+        let mut runs = Vec::new();
+        for _ in 0..RUNS {
+            let _ = std::fs::remove_dir_all(&duck_out);
+            std::fs::create_dir_all(&duck_out)?;
+            runs.push(measure(
+                Command::new("python3")
+                    .args(["-c", DUCKDB_SCRIPT])
+                    .arg(&extracts)
+                    .arg(&duck_out)
+                    .args(INPUTS),
+            )?);
+        }
+        Some(median(runs))
     } else {
         None
     };
@@ -158,7 +175,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         ));
     }
     println!(
-        "Ingest benchmark, scale {scale:?}, machine with {} cores\n{t}",
+        "Ingest benchmark, scale {scale:?}, median of {RUNS} runs, machine with {} cores\n{t}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     match &duck {
