@@ -47,6 +47,8 @@ pub fn writer_properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid level"),
         ))
+        // Row groups of 128k rows (one ingest batch) keep the writer's buffers small.
+        .set_max_row_group_row_count(Some(crate::sources::BATCH_ROWS))
         .build()
 }
 

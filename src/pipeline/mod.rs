@@ -1,12 +1,15 @@
 //! Runs a pipeline once: extracts → validation → lake → linkage.
 //!
 //! ```text
-//!  for each source (dependency order), for each matching file (sorted):
-//!    read bytes ─► sha256 ─► already committed? ── yes ─► I001, skip
+//!  lanes: reference files, then { centre chain ‖ health chain } side by side
+//!  in a lane, for each source (dependency order), for each matching file (sorted):
+//!    sha256 (streamed) ─► already committed? ── yes ─► I001, skip
 //!                                  │ no
 //!                                  ▼
-//!    sources::ingest (blocking pool) ─► commit quarantine, warnings      (app txn = source+sha)
-//!                                     ─► commit curated table or rejected_files (same txn: the marker)
+//!    parse_file (blocking thread; two halves on two threads for large CSVs)
+//!        └─ 128k-row batches ─► RecordBatchWriter (Parquet files, not yet visible)
+//!    commit quarantine, warnings                          (app txn = source+sha)
+//!    commit the files to the curated table, or rejected_files (same txn: the marker)
 //!  then person_link (when an input table has a new version), file_loads and the runs row.
 //! ```
 //!
