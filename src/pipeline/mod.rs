@@ -562,6 +562,11 @@ fn parse_file(
         match sources::ingest_parallel(kind, &open, len, meta, mapping, ctx, max_ratio, &send) {
             sources::Parallel::Done(out) => return out,
             sources::Parallel::Sequential => {
+                info!(
+                    source = source.name,
+                    file = meta.path,
+                    "Reading the file in one pass (it cannot be split safely)."
+                );
                 if tx.blocking_send(Parsed::Restart).is_err() {
                     return sources::Ingested::unreadable(kind, "The writer stopped.".into());
                 }
