@@ -93,11 +93,9 @@ impl FileReport {
         let mut r = Self::new(source, &source.path, "", 0);
         r.sha256 = None;
         r.status = FileStatus::Missing;
-        r.message = Some(format!(
-            "no file matched {:?} in {}",
-            source.path,
-            dir.display()
-        ));
+        // An optional source with no file is normal; a required one is reported (exit 1).
+        r.message = (!source.optional)
+            .then(|| format!("no file matched {:?} in {}", source.path, dir.display()));
         r
     }
 }

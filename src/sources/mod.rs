@@ -192,11 +192,15 @@ impl ExtractKind {
             ExtractKind::Chis => chis::row(r, out, state),
             ExtractKind::HvContacts => hv_contacts::row(r, out, state),
             ExtractKind::Asq3 => asq3::row(r, out, state),
-            ExtractKind::Iod => reference_files::iod_row(r, out, state, state_vintage(state)),
+            ExtractKind::Iod => {
+                let vintage = state.vintage;
+                reference_files::iod_row(r, out, state, vintage)
+            }
             ExtractKind::Postcodes => reference_files::postcode_row(r, out, state),
             ExtractKind::LsoaLookup => reference_files::lookup_row(r, out, state),
             ExtractKind::LsoaPopulation => {
-                reference_files::population_row(r, out, state, state_vintage(state))
+                let vintage = state.vintage;
+                reference_files::population_row(r, out, state, vintage)
             }
         }
     }
@@ -344,10 +348,6 @@ pub struct KindState {
     pub seen: SeenKeys,
     /// LSOA vintage of the source (2011 or 2021).
     pub vintage: u16,
-}
-
-fn state_vintage(state: &KindState) -> u16 {
-    state.vintage
 }
 
 /// The result of ingesting one file.
