@@ -568,21 +568,40 @@ impl<'a> RowCheck<'a> {
     }
 }
 
-/// Completed years between `dob` and `on`.
+/// Completed years between `dob` and `on`: whole twelve-month steps of [`age_months`], so a
+/// child born on 29 February turns five on 28 February (the domain's clamping rule).
 pub fn age_years(dob: NaiveDate, on: NaiveDate) -> i32 {
-    let mut years = on.year() - dob.year();
-    if (on.month(), on.day()) < (dob.month(), dob.day()) {
-        years -= 1;
-    }
-    years
+    age_months(dob, on).div_euclid(12) as i32
 }
 
 /// Completed months between `dob` and `on`.
+///
+/// A month is completed on the date reached by adding it with the domain's clamping rule
+/// (31 Jan + 1 month = 28/29 Feb), so a child born on 31 January is one month old on
+/// 28 February.
 pub fn age_months(dob: NaiveDate, on: NaiveDate) -> i64 {
-    let mut months =
+    let months =
         i64::from(on.year() - dob.year()) * 12 + i64::from(on.month()) - i64::from(dob.month());
-    if on.day() < dob.day() {
-        months -= 1;
+    let reached = |m: i64| u32::try_from(m).is_ok_and(|m| super::context::add_months(dob, m) <= on);
+    if reached(months) { months } else { months - 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
     }
-    months
+
+    #[test]
+    fn ages_follow_the_clamping_rule() {
+        assert_eq!(age_months(d("2024-01-31"), d("2024-02-29")), 1);
+        assert_eq!(age_months(d("2023-01-31"), d("2023-02-27")), 0);
+        assert_eq!(age_months(d("2022-03-14"), d("2024-09-13")), 29);
+        assert_eq!(age_months(d("2022-03-14"), d("2024-09-14")), 30);
+        assert_eq!(age_years(d("2020-02-29"), d("2025-02-27")), 4);
+        assert_eq!(age_years(d("2020-02-29"), d("2025-02-28")), 5);
+        assert_eq!(age_years(d("2024-06-01"), d("2024-05-31")), -1);
+    }
 }
