@@ -54,7 +54,11 @@ pub struct KeyCache(std::cell::RefCell<Vec<KeyMap>>);
 
 type KeyMap = (
     (&'static str, &'static str),
-    std::collections::HashMap<u128, Rc<str>, std::hash::BuildHasherDefault<super::PrehashedKey>>,
+    std::collections::HashMap<
+        super::KeyHash,
+        Rc<str>,
+        std::hash::BuildHasherDefault<super::PrehashedKey>,
+    >,
 );
 
 impl<'a> RowCheck<'a> {
@@ -549,19 +553,16 @@ impl<'a> RowCheck<'a> {
         key: &str,
         what: &str,
     ) -> bool {
-        // Keys are kept as 128-bit hashes: a file of millions of rows needs the key set in
-        // memory, and 16 bytes a key (collision odds ~1e-26 at 10^7 keys) is a fraction of
-        // the strings.
         let h = super::key_hash(key);
         let seen = &mut seen.0;
         match seen.get(&h) {
             Some(first) => {
-                let first = *first;
+                let first = u64::from(*first);
                 self.issue(field, Rule::E005, format!("Duplicate {what}: row {first} has the same key; remove or correct one of them."));
                 false
             }
             None => {
-                seen.insert(h, self.pos.row_number);
+                seen.insert(h, u32::try_from(self.pos.row_number).unwrap_or(u32::MAX));
                 true
             }
         }

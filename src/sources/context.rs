@@ -51,7 +51,7 @@ pub struct RegisteredPerson {
     pub family_key: String,
     /// [`super::key_hash`] of `family_key`, compared on every attendance without touching
     /// the string.
-    pub family_hash: u128,
+    pub family_hash: super::KeyHash,
     /// Date of birth, when known.
     pub date_of_birth: Option<NaiveDate>,
 }
@@ -99,7 +99,7 @@ pub struct Context {
     pub activities: foldhash::HashSet<String>,
     /// Registered persons by pseudonymised person id.
     registrations: std::collections::HashMap<
-        u128,
+        super::KeyHash,
         RegisteredPerson,
         std::hash::BuildHasherDefault<super::PrehashedKey>,
     >,

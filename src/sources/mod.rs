@@ -312,14 +312,27 @@ pub struct Issue {
     pub value_hmac: Option<String>,
 }
 
-/// Hashed key → first row it was seen on (E005). The keys are already 128-bit hashes, so
-/// the map hashes them by taking their low 64 bits instead of hashing them again.
+/// Hashed key → first row it was seen on (E005). 24 bytes an entry: multi-million-row files
+/// keep one per row.
 #[derive(Default)]
-pub struct SeenKeys(pub HashMap<u128, u64, std::hash::BuildHasherDefault<PrehashedKey>>);
+pub struct SeenKeys(pub HashMap<KeyHash, u32, std::hash::BuildHasherDefault<PrehashedKey>>);
 
-/// The 128-bit hash under which keys are kept in per-record lookups (xxh3).
-pub fn key_hash(key: &str) -> u128 {
-    twox_hash::XxHash3_128::oneshot(key.as_bytes())
+/// The 128-bit hash (xxh3) under which keys are kept in per-record lookups: collision odds
+/// about 1e-26 at 10^7 keys, in 16 bytes and one memory access instead of a heap string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64, u64);
+
+impl std::hash::Hash for KeyHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Already uniform: hand the low half to `PrehashedKey` as the table hash.
+        state.write_u64(self.0);
+    }
+}
+
+/// The [`KeyHash`] of a key.
+pub fn key_hash(key: &str) -> KeyHash {
+    let h = twox_hash::XxHash3_128::oneshot(key.as_bytes());
+    KeyHash(h as u64, (h >> 64) as u64)
 }
 
 /// A `Hasher` for keys that are uniform hashes already.
@@ -331,13 +344,13 @@ impl std::hash::Hasher for PrehashedKey {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used by `SeenKeys`; fold anything else in byte by byte.
+        // Only `write_u64` is used (by `KeyHash`); fold anything else in byte by byte.
         for b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
