@@ -3,11 +3,6 @@
 
 use clap::Parser;
 
-// Parser threads allocate Arrow buffers that the writer thread frees; glibc's per-thread
-// arenas do not hand such memory back, and RSS grew with the file. mimalloc does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let cli = earlystart::cli::Cli::parse();
     earlystart::cli::init_tracing(cli.log_json);
