@@ -530,35 +530,17 @@ fn parse_file(
 ) -> sources::Ingested {
     let send = |b: RecordBatch| tx.blocking_send(Parsed::Batch(b)).is_ok();
     let mapping = &source.mapping;
-    if path
+    let is_xlsx = path
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"))
-    {
-        let csv = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| xlsx::sheet_to_csv(&b, source.sheet.as_deref(), source.header_row));
-        return match csv {
-            Ok(csv) => sources::ingest_stream(
-                kind,
-                csv.as_slice(),
-                meta,
-                mapping,
-                ctx,
-                max_ratio,
-                sources::BATCH_ROWS,
-                &mut |b| send(b),
-            ),
-            Err(e) => sources::Ingested::unreadable(kind, e),
-        };
-    }
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
-        use std::io::{Read as _, Seek as _};
-        let mut f = std::fs::File::open(path)?;
-        f.seek(std::io::SeekFrom::Start(start))?;
-        Ok(Box::new(f.take(end - start)))
-    };
-    if len >= sources::PARALLEL_MIN_BYTES {
+    if !is_xlsx && len >= sources::PARALLEL_MIN_BYTES {
+        let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
+            use std::io::{Read as _, Seek as _};
+            let mut f = std::fs::File::open(path)?;
+            f.seek(std::io::SeekFrom::Start(start))?;
+            Ok(Box::new(f.take(end - start)))
+        };
         match sources::ingest_parallel(kind, &open, len, meta, mapping, ctx, max_ratio, &send) {
             sources::Parallel::Done(out) => return out,
             sources::Parallel::Sequential => {
@@ -573,10 +555,20 @@ fn parse_file(
             }
         }
     }
-    match std::fs::File::open(path) {
-        Ok(f) => sources::ingest_stream(
+    let input: Result<Box<dyn std::io::Read>, String> = if is_xlsx {
+        std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| xlsx::sheet_to_csv(&b, source.sheet.as_deref(), source.header_row))
+            .map(|csv| Box::new(std::io::Cursor::new(csv)) as Box<dyn std::io::Read>)
+    } else {
+        std::fs::File::open(path)
+            .map(|f| Box::new(f) as Box<dyn std::io::Read>)
+            .map_err(|e| format!("The file cannot be opened: {e}."))
+    };
+    match input {
+        Ok(input) => sources::ingest_stream(
             kind,
-            f,
+            input,
             meta,
             mapping,
             ctx,
@@ -584,7 +576,7 @@ fn parse_file(
             sources::BATCH_ROWS,
             &mut |b| send(b),
         ),
-        Err(e) => sources::Ingested::unreadable(kind, format!("The file cannot be opened: {e}.")),
+        Err(e) => sources::Ingested::unreadable(kind, e),
     }
 }
 
