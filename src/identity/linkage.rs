@@ -6,7 +6,7 @@
 //! (twins) is ambiguous and unused (W009); a component that still holds two NHS keys is
 //! split back into its NHS-keyed parts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Pseudonymiser;
 
@@ -117,8 +117,8 @@ impl UnionFind {
     }
 }
 
-/// Links records into children. Deterministic: the same records give the same links
-/// whatever their order.
+/// Links records into children. Deterministic: the same records give the same set of links
+/// whatever their order (the links come in no particular order).
 pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats) {
     let n = records.len();
     let mut uf = UnionFind::new(n);
@@ -135,7 +135,7 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
         (MatchRule::LaId, |r| r.local.as_ref()),
     ];
     for (rule, key) in exact {
-        let mut groups: HashMap<&String, Vec<usize>> = HashMap::new();
+        let mut groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
         for (i, r) in records.iter().enumerate() {
             if let Some(k) = key(r) {
                 groups.entry(k).or_default().push(i);
@@ -151,7 +151,7 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
 
     // DEMO: drop keys shared by distinct persons within one source (twins), then add edges
     // only between records whose NHS and UPN keys do not conflict.
-    let mut by_source: HashMap<(&str, &String), BTreeSet<&str>> = HashMap::new();
+    let mut by_source: foldhash::HashMap<(&str, &String), BTreeSet<&str>> = Default::default();
     for r in records {
         if let Some(d) = &r.demo {
             by_source
@@ -166,7 +166,7 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
         .map(|((_, d), _)| *d)
         .collect();
     stats.ambiguous_demo_keys = ambiguous.len();
-    let mut demo_groups: HashMap<&String, Vec<usize>> = HashMap::new();
+    let mut demo_groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
     for (i, r) in records.iter().enumerate() {
         if let Some(d) = r.demo.as_ref().filter(|d| !ambiguous.contains(d)) {
             demo_groups.entry(d).or_default().push(i);
@@ -249,7 +249,6 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
         }
     }
     stats.children = final_groups.len();
-    links.sort_by(|a, b| (&a.source, &a.source_person_key).cmp(&(&b.source, &b.source_person_key)));
     (links, stats)
 }
 

@@ -826,7 +826,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
     // Health records are keyed by NHS number: one node per (source, NHS key), so a child
     // re-registered in CHIS or with many contacts is one person. CHIS also carries a
     // demographic key; its local ids are in no namespace shared with another source.
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen: foldhash::HashSet<(sources::KeyHash, sources::KeyHash)> = Default::default();
     let mut chis_end = registered;
     for (table, demo_column) in [
         ("chis", Some("key_demo")),
@@ -841,7 +841,10 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
             let demo = demo_column.map(|c| col_str(&b, c));
             for i in 0..b.num_rows() {
-                if seen.insert((src.value(i).to_string(), nhs.value(i).to_string())) {
+                if seen.insert((
+                    sources::key_hash(src.value(i)),
+                    sources::key_hash(nhs.value(i)),
+                )) {
                     records.push(LinkRecord {
                         source: src.value(i).to_string(),
                         source_person_key: nhs.value(i).to_string(),
