@@ -167,6 +167,15 @@ impl<'a> RowCheck<'a> {
         v
     }
 
+    /// The field's value; a missing `required` one is E001.
+    fn present(&mut self, name: &str, required: bool) -> Option<&'a str> {
+        if required {
+            self.required(name)
+        } else {
+            self.get(name)
+        }
+    }
+
     /// A conditionally required field: required when `condition` holds.
     pub fn required_if(&mut self, name: &str, condition: bool, why: &str) -> Option<&'a str> {
         let v = self.get(name);
@@ -188,11 +197,7 @@ impl<'a> RowCheck<'a> {
         valid: impl Fn(&str) -> bool,
         what: &str,
     ) -> Option<&'a str> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         if valid(v) {
             Some(v)
         } else {
@@ -203,11 +208,7 @@ impl<'a> RowCheck<'a> {
 
     /// A date in one of the mapping's formats (E002); `required` adds E001.
     pub fn date(&mut self, name: &str, required: bool) -> Option<NaiveDate> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         let default = ["%Y-%m-%d".to_string()];
         let formats = if self.mapping.date_formats.is_empty() {
             &default[..]
@@ -290,11 +291,7 @@ impl<'a> RowCheck<'a> {
 
     /// A code from the named reference list (E004).
     pub fn code(&mut self, name: &str, list: &str, required: bool) -> Option<&'a str> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         if self.ctx.has_code(list, v) {
             Some(v)
         } else {
@@ -330,11 +327,7 @@ impl<'a> RowCheck<'a> {
 
     /// A boolean: true/false, yes/no, y/n, 1/0, case-insensitive (E010).
     pub fn boolean(&mut self, name: &str, required: bool) -> Option<bool> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         match v.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" => Some(true),
             "false" | "no" | "n" | "0" => Some(false),
@@ -351,11 +344,7 @@ impl<'a> RowCheck<'a> {
 
     /// An integer within `min..=max` (E010, E009).
     pub fn int(&mut self, name: &str, required: bool, min: i64, max: i64) -> Option<i64> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         match v.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             Ok(n) => {
@@ -379,11 +368,7 @@ impl<'a> RowCheck<'a> {
 
     /// A decimal number within `min..=max` (E010, E009).
     pub fn number(&mut self, name: &str, required: bool, min: f64, max: f64) -> Option<f64> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         match v.parse::<f64>() {
             Ok(n) if n.is_finite() && n >= min && n <= max => Some(n),
             Ok(n) => {
@@ -438,11 +423,7 @@ impl<'a> RowCheck<'a> {
 
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
     pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<Rc<str>> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         match checks::nhs_number(v) {
             Some(digits) => Some(self.cached(("nhs", ""), &digits, |p| p.nhs(&digits))),
             None => {
@@ -460,11 +441,7 @@ impl<'a> RowCheck<'a> {
         required: bool,
         event: Option<NaiveDate>,
     ) -> Option<ResolvedPostcode> {
-        let v = if required {
-            self.required(name)?
-        } else {
-            self.get(name)?
-        };
+        let v = self.present(name, required)?;
         let Some(normalised) = checks::postcode(v) else {
             self.issue(
                 name,
