@@ -18,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 
+use crate::sources::ExtractKind;
+
 /// How big a synthetic area is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scale {
@@ -159,6 +161,12 @@ impl Out {
             .push((self.name.clone(), row, field.into(), rule.into()));
         Ok(())
     }
+}
+
+/// The canonical header of a kind: the generator writes its rows in the field order of
+/// `sources::<kind>::FIELDS`, so the layout is defined in one place.
+fn header(kind: ExtractKind) -> Vec<&'static str> {
+    kind.fields().iter().map(|f| f.name).collect()
 }
 
 /// A valid NHS number for sequence `i` (unique for i < 900,000): the `999` test range
@@ -390,23 +398,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     counts.insert(pop.name.clone(), r(&pop));
 
     // Centres and their reach areas.
-    let mut ce = Out::new(
-        out,
-        "centres.csv",
-        &[
-            "centre_id",
-            "name",
-            "provider",
-            "early_help_area",
-            "lot",
-            "postcode",
-            "lat",
-            "lon",
-            "open_date",
-            "close_date",
-            "site_type",
-        ],
-    )?;
+    let mut ce = Out::new(out, "centres.csv", &header(ExtractKind::Centres))?;
     for c in 0..p.centres {
         let home = lsoas
             .iter()
@@ -448,7 +440,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         )?;
     }
     counts.insert(ce.name.clone(), r(&ce));
-    let mut ra = Out::new(out, "reach_areas.csv", &["centre_id", "lsoa_code"])?;
+    let mut ra = Out::new(out, "reach_areas.csv", &header(ExtractKind::ReachAreas))?;
     for l in &lsoas {
         ra.rec([format!("CC{:03}", l.centre), l.code21.clone()])?;
     }
@@ -456,11 +448,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         ra.fault(&mut truth, "lsoa_code", "E015", ["CC000", "E1234"])?;
     }
     counts.insert(ra.name.clone(), r(&ra));
-    let mut ac = Out::new(
-        out,
-        "activities.csv",
-        &["activity_code", "name", "service_type", "programme"],
-    )?;
+    let mut ac = Out::new(out, "activities.csv", &header(ExtractKind::Activities))?;
     let activities: Vec<String> = (0..24).map(|i| format!("ACT{i:02}")).collect();
     for (i, a) in activities.iter().enumerate() {
         let targeted = i % 3 == 0;
@@ -477,27 +465,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     let mut reg = Out::new(
         out,
         "registrations.csv",
-        &[
-            "person_id",
-            "family_id",
-            "centre_id",
-            "role",
-            "nhs_number",
-            "given_name",
-            "family_name",
-            "date_of_birth",
-            "sex",
-            "postcode",
-            "ethnicity",
-            "registration_date",
-            "lone_parent",
-            "teenage_parent",
-            "workless_household",
-            "disability",
-            "eal",
-            "father",
-            "other_flags",
-        ],
+        &header(ExtractKind::Registrations),
     )?;
     let mut persons: Vec<(String, String, String, NaiveDate, NaiveDate)> = Vec::new(); // id, family, centre, dob, registered
     let mut family_parent: BTreeMap<usize, String> = BTreeMap::new();
@@ -644,20 +612,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     counts.insert(reg.name.clone(), r(&reg));
 
     // Attendances: heavy-tailed number of sessions per person, mostly at their own centre.
-    let mut at = Out::new(
-        out,
-        "attendances.csv",
-        &[
-            "attendance_id",
-            "person_id",
-            "family_id",
-            "centre_id",
-            "activity_code",
-            "venue_type",
-            "session_date",
-            "duration_minutes",
-        ],
-    )?;
+    let mut at = Out::new(out, "attendances.csv", &header(ExtractKind::Attendances))?;
     let sessions = LogNormal::from_mean_cv(p.mean_sessions, 1.6).expect("valid distribution");
     let venues: &[(&str, u32)] = &[
         ("centre", 80),
@@ -751,22 +706,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     counts.insert(at.name.clone(), r(&at));
 
     // Child health register and health visiting, with late and missing reviews.
-    let mut ch = Out::new(
-        out,
-        "chis.csv",
-        &[
-            "nhs_number",
-            "local_id",
-            "given_name",
-            "family_name",
-            "date_of_birth",
-            "sex",
-            "postcode",
-            "gp_practice",
-            "registered_from",
-            "registered_to",
-        ],
-    )?;
+    let mut ch = Out::new(out, "chis.csv", &header(ExtractKind::Chis))?;
     for (i, c) in children.iter().enumerate() {
         ch.rec([
             c.nhs.as_str(),
@@ -836,19 +776,7 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         )?;
     }
     counts.insert(ch.name.clone(), r(&ch));
-    let mut hv = Out::new(
-        out,
-        "hv_contacts.csv",
-        &[
-            "contact_id",
-            "nhs_number",
-            "contact_type",
-            "contact_date",
-            "face_to_face",
-            "feeding_status",
-            "service_level",
-        ],
-    )?;
+    let mut hv = Out::new(out, "hv_contacts.csv", &header(ExtractKind::HvContacts))?;
     let mut asq = Out::new(
         out,
         "asq3.csv",
