@@ -445,18 +445,7 @@ impl Lane<'_> {
             }
             for path in files {
                 loader.ensure(Arc::make_mut(&mut ctx), source.kind).await?;
-                let report = ingest_file(
-                    self.lake,
-                    source,
-                    &path,
-                    self.extracts,
-                    self.run_date,
-                    self.run_id,
-                    &ctx,
-                    self.max_ratio,
-                    self.bar,
-                )
-                .await?;
+                let report = self.ingest_file(source, &path, &ctx).await?;
                 if report.status == FileStatus::Loaded {
                     loader.invalidate(source.kind);
                 }
@@ -520,8 +509,8 @@ enum Parsed {
 /// Reads and validates one file on a blocking thread, sending good rows to `tx`. Large CSV
 /// files are read in two halves on two threads; XLSX sheets are converted to CSV first.
 fn parse_file(
-    kind: ExtractKind,
     path: &Path,
+    len: u64,
     source: &Source,
     meta: &FileMeta,
     ctx: &Context,
@@ -529,11 +518,10 @@ fn parse_file(
     tx: &tokio::sync::mpsc::Sender<Parsed>,
 ) -> sources::Ingested {
     let send = |b: RecordBatch| tx.blocking_send(Parsed::Batch(b)).is_ok();
-    let mapping = &source.mapping;
+    let (kind, mapping) = (source.kind, &source.mapping);
     let is_xlsx = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if !is_xlsx && len >= sources::PARALLEL_MIN_BYTES {
         let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
             use std::io::{Read as _, Seek as _};
@@ -580,201 +568,205 @@ fn parse_file(
     }
 }
 
-/// Ingests one file: validation and pseudonymisation on a blocking thread, streaming good
-/// rows into new Parquet files of the curated table, then the commits (issues first, the
-/// marker last).
-#[allow(clippy::too_many_arguments)]
-async fn ingest_file(
-    lake: &Lake,
-    source: &Source,
-    path: &Path,
-    extracts: &Path,
-    run_date: NaiveDate,
-    run_id: &str,
-    ctx: &Arc<Context>,
-    max_ratio: f64,
-    bar: &indicatif::ProgressBar,
-) -> Result<FileReport> {
-    let t0 = Instant::now();
-    let relative = path
-        .strip_prefix(extracts)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned();
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    let sha256 = {
-        let p = path.to_path_buf();
-        tokio::task::spawn_blocking(move || file_sha256(&p)).await??
-    };
-    let kind = source.kind;
-    let app_id = format!("earlystart/{}/{}", source.name, sha256);
-    let mut report = FileReport::new(source, &relative, &sha256, size);
-    if lake.has_transaction(CURATED, kind.name(), &app_id).await?
-        || lake.has_transaction(OPS, "rejected_files", &app_id).await?
-    {
-        info!(
-            source = source.name,
-            file = relative,
-            "I001: file already ingested (same SHA-256); skipped."
-        );
-        report.status = FileStatus::Skipped;
-        return Ok(report);
-    }
-    let as_at = as_at_for(source, path, run_date)?;
-    report.as_at = Some(as_at);
-    let meta = FileMeta {
-        source: source.name.clone(),
-        path: relative.clone(),
-        sha256: sha256.clone(),
-        as_at,
-    };
-    if !kind.personal() {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let raw = tokio::fs::read(path).await?;
-        lake.put_if_absent(
-            &format!("landing/{}/{}/{}", source.name, sha256, name),
-            Bytes::from(raw),
-        )
-        .await?;
-    }
-
-    // The parser runs on a blocking thread and hands batches over a small bounded channel,
-    // so parsing (one core) and Parquet encoding (the other) overlap and memory stays flat.
-    let table = lake
-        .table_or_create(CURATED, kind.name(), &kind.schema(), &["_source"])
-        .await?;
-    let mut writer = lake.writer(&table)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
-    let parser = {
-        let (path, source, ctx, meta) = (
-            path.to_path_buf(),
-            source.clone(),
-            Arc::clone(ctx),
-            meta.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            parse_file(kind, &path, &source, &meta, &ctx, max_ratio, &tx)
-        })
-    };
-    let mut write_error = None;
-    let mut rows = 0usize;
-    while let Some(parsed) = rx.recv().await {
-        let batch = match parsed {
-            Parsed::Batch(b) => b,
-            Parsed::Restart => {
-                // The parallel attempt is abandoned: forget its files (never committed).
-                writer.reset();
-                rows = 0;
-                continue;
-            }
+impl Lane<'_> {
+    /// Ingests one file: validation and pseudonymisation on a blocking thread, streaming good
+    /// rows into new Parquet files of the curated table, then the commits (issues first, the
+    /// marker last).
+    async fn ingest_file(
+        &self,
+        source: &Source,
+        path: &Path,
+        ctx: &Arc<Context>,
+    ) -> Result<FileReport> {
+        let Lane {
+            lake,
+            extracts,
+            run_date,
+            run_id,
+            max_ratio,
+            bar,
+        } = *self;
+        let t0 = Instant::now();
+        let relative = path
+            .strip_prefix(extracts)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        let sha256 = {
+            let p = path.to_path_buf();
+            tokio::task::spawn_blocking(move || file_sha256(&p)).await??
         };
-        rows += batch.num_rows();
-        bar.set_message(format!("{} {relative}: {rows} rows", source.name));
-        if let Err(e) = writer.write(batch).await {
-            // Dropping the receiver stops the parser at its next batch.
-            write_error = Some(e);
-            break;
+        let kind = source.kind;
+        let app_id = format!("earlystart/{}/{}", source.name, sha256);
+        let mut report = FileReport::new(source, &relative, &sha256, size);
+        if lake.has_transaction(CURATED, kind.name(), &app_id).await?
+            || lake.has_transaction(OPS, "rejected_files", &app_id).await?
+        {
+            info!(
+                source = source.name,
+                file = relative,
+                "I001: file already ingested (same SHA-256); skipped."
+            );
+            report.status = FileStatus::Skipped;
+            return Ok(report);
         }
-    }
-    drop(rx);
-    let ingested = parser.await.context("ingest task failed")?;
-    if let Some(e) = write_error {
-        return Err(e).with_context(|| {
-            format!(
-                "writing {relative} to curated/{} failed; nothing was committed",
-                kind.name()
-            )
-        });
-    }
-    if !ingested.balanced() {
-        bail!(
-            "row accounting broken for {relative}: read {} ≠ loaded {} + quarantined {} (a bug: please report it)",
-            ingested.rows_read,
-            ingested.rows_loaded(),
-            ingested.rows_quarantined
-        );
-    }
-    report.rows_read = ingested.rows_read;
-    report.rows_quarantined = ingested.rows_quarantined;
-    report.warnings = ingested.warnings.len() as u64;
-    let at = Utc::now().to_rfc3339();
-    let file_meta = HashMap::from([
-        ("run_id".to_string(), serde_json::json!(run_id)),
-        ("file".to_string(), serde_json::json!(relative)),
-    ]);
-
-    // Issues first, then the marker commit (data, or the rejection): see the module doc.
-    let issue_commits: &[(&str, &[sources::Issue])] = if ingested.rejected.is_some() {
-        &[("quarantine", &ingested.errors)]
-    } else {
-        &[
-            ("quarantine", &ingested.errors),
-            ("validation_warnings", &ingested.warnings),
-        ]
-    };
-    for (table_name, issues) in issue_commits {
-        if !issues.is_empty() && !lake.has_transaction(OPS, table_name, &app_id).await? {
-            let batch = records::issue_batch(run_id, &at, &meta, issues);
-            let schema = batch.schema();
-            lake.commit(
-                OPS,
-                table_name,
-                schema,
-                vec![batch],
-                WriteMode::Append,
-                Some(&app_id),
-                file_meta.clone(),
+        let as_at = as_at_for(source, path, run_date)?;
+        report.as_at = Some(as_at);
+        let meta = FileMeta {
+            source: source.name.clone(),
+            path: relative.clone(),
+            sha256: sha256.clone(),
+            as_at,
+        };
+        if !kind.personal() {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let raw = tokio::fs::read(path).await?;
+            lake.put_if_absent(
+                &format!("landing/{}/{}/{}", source.name, sha256, name),
+                Bytes::from(raw),
             )
             .await?;
         }
-    }
-    if let Some(rejection) = &ingested.rejected {
-        // Files the writer may have produced are never referenced by a commit: invisible.
-        warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
-        report.status = FileStatus::Rejected;
-        report.rule = Some(rejection.rule.id().to_string());
-        report.message = Some(rejection.message.clone());
-        let r = records::issue_batch(run_id, &at, &meta, std::slice::from_ref(rejection));
-        lake.commit(
-            OPS,
-            "rejected_files",
-            r.schema(),
-            vec![r],
-            WriteMode::Append,
-            Some(&app_id),
-            file_meta,
-        )
-        .await?;
+
+        // The parser runs on a blocking thread and hands batches over a small bounded channel,
+        // so parsing (one core) and Parquet encoding (the other) overlap and memory stays flat.
+        let table = lake
+            .table_or_create(CURATED, kind.name(), &kind.schema(), &["_source"])
+            .await?;
+        let mut writer = lake.writer(&table)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
+        let parser = {
+            let (path, source, ctx, meta) = (
+                path.to_path_buf(),
+                source.clone(),
+                Arc::clone(ctx),
+                meta.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                parse_file(&path, size, &source, &meta, &ctx, max_ratio, &tx)
+            })
+        };
+        let mut write_error = None;
+        let mut rows = 0usize;
+        while let Some(parsed) = rx.recv().await {
+            let batch = match parsed {
+                Parsed::Batch(b) => b,
+                Parsed::Restart => {
+                    // The parallel attempt is abandoned: forget its files (never committed).
+                    writer.reset();
+                    rows = 0;
+                    continue;
+                }
+            };
+            rows += batch.num_rows();
+            bar.set_message(format!("{} {relative}: {rows} rows", source.name));
+            if let Err(e) = writer.write(batch).await {
+                // Dropping the receiver stops the parser at its next batch.
+                write_error = Some(e);
+                break;
+            }
+        }
+        drop(rx);
+        let ingested = parser.await.context("ingest task failed")?;
+        if let Some(e) = write_error {
+            return Err(e).with_context(|| {
+                format!(
+                    "writing {relative} to curated/{} failed; nothing was committed",
+                    kind.name()
+                )
+            });
+        }
+        if !ingested.balanced() {
+            bail!(
+                "row accounting broken for {relative}: read {} ≠ loaded {} + quarantined {} (a bug: please report it)",
+                ingested.rows_read,
+                ingested.rows_loaded(),
+                ingested.rows_quarantined
+            );
+        }
+        report.rows_read = ingested.rows_read;
+        report.rows_quarantined = ingested.rows_quarantined;
+        report.warnings = ingested.warnings.len() as u64;
+        let at = Utc::now().to_rfc3339();
+        let file_meta = HashMap::from([
+            ("run_id".to_string(), serde_json::json!(run_id)),
+            ("file".to_string(), serde_json::json!(relative)),
+        ]);
+
+        // Issues first, then the marker commit (data, or the rejection): see the module doc.
+        let issue_commits: &[(&str, &[sources::Issue])] = if ingested.rejected.is_some() {
+            &[("quarantine", &ingested.errors)]
+        } else {
+            &[
+                ("quarantine", &ingested.errors),
+                ("validation_warnings", &ingested.warnings),
+            ]
+        };
+        for (table_name, issues) in issue_commits {
+            if !issues.is_empty() && !lake.has_transaction(OPS, table_name, &app_id).await? {
+                let batch = records::issue_batch(run_id, &at, &meta, issues);
+                let schema = batch.schema();
+                lake.commit(
+                    OPS,
+                    table_name,
+                    schema,
+                    vec![batch],
+                    WriteMode::Append,
+                    Some(&app_id),
+                    file_meta.clone(),
+                )
+                .await?;
+            }
+        }
+        if let Some(rejection) = &ingested.rejected {
+            // Files the writer may have produced are never referenced by a commit: invisible.
+            warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
+            report.status = FileStatus::Rejected;
+            report.rule = Some(rejection.rule.id().to_string());
+            report.message = Some(rejection.message.clone());
+            let r = records::issue_batch(run_id, &at, &meta, std::slice::from_ref(rejection));
+            lake.commit(
+                OPS,
+                "rejected_files",
+                r.schema(),
+                vec![r],
+                WriteMode::Append,
+                Some(&app_id),
+                file_meta,
+            )
+            .await?;
+            report.duration_ms = t0.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+        report.rows_loaded = ingested.rows_loaded();
+        let adds = writer
+            .flush()
+            .await
+            .with_context(|| format!("finishing the Parquet files of {relative}"))?;
+        let replace = match source.mode {
+            LoadMode::Snapshot => Some(("_source", source.name.as_str())),
+            LoadMode::Append => None,
+        };
+        let version = lake
+            .commit_files(&table, adds, replace, &app_id, file_meta)
+            .await?;
+        report.status = FileStatus::Loaded;
         report.duration_ms = t0.elapsed().as_millis() as u64;
-        return Ok(report);
+        info!(
+            source = source.name,
+            file = relative,
+            table = kind.name(),
+            version,
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_quarantined = report.rows_quarantined,
+            "File loaded."
+        );
+        Ok(report)
     }
-    report.rows_loaded = ingested.rows_loaded();
-    let adds = writer
-        .flush()
-        .await
-        .with_context(|| format!("finishing the Parquet files of {relative}"))?;
-    let replace = match source.mode {
-        LoadMode::Snapshot => Some(("_source", source.name.as_str())),
-        LoadMode::Append => None,
-    };
-    let version = lake
-        .commit_files(&table, adds, replace, &app_id, file_meta)
-        .await?;
-    report.status = FileStatus::Loaded;
-    report.duration_ms = t0.elapsed().as_millis() as u64;
-    info!(
-        source = source.name,
-        file = relative,
-        table = kind.name(),
-        version,
-        rows_read = report.rows_read,
-        rows_loaded = report.rows_loaded,
-        rows_quarantined = report.rows_quarantined,
-        "File loaded."
-    );
-    Ok(report)
 }
 
 /// The transaction id of a linkage over the current versions of its input tables.
