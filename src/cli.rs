@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::generate::{self, Scale};
 use crate::identity::Pseudonymiser;
 use crate::lake::Lake;
+use crate::metrics::run::MetricOptions;
+use crate::metrics::session::{LakeSession, Limits};
 use crate::pipeline::{self, RunOptions};
 
 /// earlystart: council early-years extracts in, a pseudonymised Delta Lake out.
@@ -63,6 +65,51 @@ enum Command {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Build the metric catalogue (the sql/ project) into the lake's metrics/ tables.
+    Metrics {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Build only these models and what they read (default: all).
+        #[arg(long = "select")]
+        select: Vec<String>,
+        /// Recompute even when no input changed.
+        #[arg(long)]
+        force: bool,
+        /// Memory the queries may hold before spilling to disk.
+        #[arg(long, default_value = "1536MiB")]
+        memory_limit: String,
+    },
+    /// Query the lake with read-only SQL: an interactive prompt, or -c / -f once.
+    Sql {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Run these statements and exit.
+        #[arg(short = 'c', long = "command", conflicts_with = "file")]
+        command: Option<String>,
+        /// Run the statements of this file and exit.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::sqlshell::Format,
+        /// Write results to this file instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Memory a query may hold before spilling to disk.
+        #[arg(long, default_value = "1536MiB")]
+        memory_limit: String,
+        /// Seconds before a query is cancelled.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Write docs/metrics.md from sql/catalogue.toml and the _models.toml sidecars.
+    Docs {
+        /// Only check that docs/metrics.md is up to date (exit 1 if not).
+        #[arg(long)]
+        check: bool,
     },
     /// Measure ingest throughput on generated data, beside DuckDB when it is installed.
     Bench {
@@ -119,6 +166,38 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Ok(0)
             }
             Command::Bench { scale, dir } => crate::bench::run(&cli.project, scale, &dir).await,
+            Command::Metrics {
+                lake,
+                select,
+                force,
+                memory_limit,
+            } => {
+                let opts = MetricOptions {
+                    select,
+                    force,
+                    limits: Limits {
+                        memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
+                        ..Limits::default()
+                    },
+                };
+                run_metrics(&cli.project, &Lake::open(&lake)?, &opts).await
+            }
+            Command::Sql {
+                lake,
+                command,
+                file,
+                format,
+                output,
+                memory_limit,
+                timeout,
+            } => {
+                let limits = Limits {
+                    memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
+                    timeout: std::time::Duration::from_secs(timeout),
+                };
+                sql(&cli.project, &lake, command, file, format, output, limits).await
+            }
+            Command::Docs { check } => docs(&cli.project, check),
         }
     })
 }
@@ -154,6 +233,80 @@ pub async fn run_pipeline(
     let summary = pipeline::run(&pipeline, &opts).await?;
     println!("{}", summary.render());
     Ok(summary.exit_code())
+}
+
+/// Builds the metric catalogue and prints what was built.
+pub async fn run_metrics(project: &Path, lake: &Lake, opts: &MetricOptions) -> Result<i32> {
+    let run = crate::metrics::run::run(lake, project, opts).await?;
+    if run.up_to_date {
+        println!("Metrics are up to date (no input changed since the last build).");
+        return Ok(0);
+    }
+    let mut t = comfy_table::Table::new();
+    t.set_header(["model", "rows", "seconds"]);
+    for (name, rows, secs) in &run.models {
+        t.add_row([name.clone(), rows.to_string(), format!("{secs:.2}")]);
+    }
+    println!("{t}");
+    println!(
+        "{} models built, {} data tests passed; published under metrics/ in {}",
+        run.models.len(),
+        run.tests_run,
+        lake.root()
+    );
+    Ok(0)
+}
+
+async fn sql(
+    project: &Path,
+    lake: &str,
+    command: Option<String>,
+    file: Option<PathBuf>,
+    format: crate::sqlshell::Format,
+    output: Option<PathBuf>,
+    limits: Limits,
+) -> Result<i32> {
+    let lake = Lake::open(lake)?;
+    let params = crate::metrics::params::MetricParams::load(&project.join("sql/metrics.toml"))?;
+    let session = LakeSession::open(&lake, limits, params.stats.confidence).await?;
+    let script = match (command, &file) {
+        (Some(c), _) => Some((c, "-c".to_string())),
+        (None, Some(f)) => Some((
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+            f.display().to_string(),
+        )),
+        (None, None) => None,
+    };
+    match script {
+        Some((text, origin)) => {
+            crate::sqlshell::run_script(&session, &text, &origin, format, output.as_deref())
+                .await?;
+        }
+        None => {
+            let docs = crate::sqlshell::TableDocs::load(project, &session);
+            let history = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".earlystart_sql_history"));
+            crate::sqlshell::repl(&session, &docs, history).await?;
+        }
+    }
+    Ok(0)
+}
+
+fn docs(project: &Path, check: bool) -> Result<i32> {
+    let text = crate::metrics::docs::render(project)?;
+    let path = project.join("docs/metrics.md");
+    if check {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != text {
+            eprintln!("{} is out of date: run `earlystart docs`", path.display());
+            return Ok(1);
+        }
+        println!("{} is up to date", path.display());
+        return Ok(0);
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(0)
 }
 
 fn validate(project: &Path) -> Result<i32> {

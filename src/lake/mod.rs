@@ -118,7 +118,8 @@ impl Lake {
         self.store.clone()
     }
 
-    fn object_path(&self, relative: &str) -> Path {
+    /// The object-store path of `relative` under the lake root.
+    pub fn object_path(&self, relative: &str) -> Path {
         let url = self
             .root
             .join(relative)
@@ -206,6 +207,34 @@ impl Lake {
         let table = builder.await.with_context(|| {
             format!("commit to {area}/{name} failed; the previous version is unchanged")
         })?;
+        Ok(table.version().map_or(0, |v| v as i64))
+    }
+
+    /// Replaces a derived table's contents (and schema) in one Delta transaction recording
+    /// `app_id`. Used for metric outputs, which are recomputed whole.
+    pub async fn replace(
+        &self,
+        area: &str,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        app_id: &str,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<i64> {
+        let table = self.table_or_create(area, name, &schema, &[]).await?;
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, 1));
+        let table = table
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_commit_properties(props)
+            .with_writer_properties(writer_properties())
+            .await
+            .with_context(|| {
+                format!("commit to {area}/{name} failed; the previous version is unchanged")
+            })?;
         Ok(table.version().map_or(0, |v| v as i64))
     }
 

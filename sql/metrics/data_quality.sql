@@ -1,0 +1,69 @@
+-- DQ-01 and DQ-03 (metrics.md §6.1): registered children under 5 at the period end, placed
+-- by residence (the register's if linked to it, else the registration's own LSOA): how many
+-- are matched to the child health register, and how many have a postcode that resolved to
+-- an LSOA. DQ-02 needs the quarantine placed by centre and the rows read per centre, which
+-- the ingest does not record yet.
+with registered as (
+    select
+        pr.period_type,
+        pr.period_start,
+        pr.period_end,
+        reg.child_key,
+        min(reg.date_of_birth) as date_of_birth,
+        -- the registration's own LSOA, deterministic when a child has several
+        min(reg.lsoa11) as lsoa11,
+        min(reg.lsoa21) as lsoa21,
+        bool_or(reg.lsoa11 is not null or reg.lsoa21 is not null) as placed_in_lsoa
+    from stg_periods as pr
+    inner join stg_registered_children as reg on reg.registration_date <= pr.period_end
+    group by pr.period_type, pr.period_start, pr.period_end, reg.child_key
+),
+
+facts as (
+    select
+        r.*,
+        c.child_key is not null as in_register,
+        coalesce(res.reach_area, a.reach_area) as reach_area,
+        coalesce(res.eh_area, a.eh_area) as eh_area,
+        coalesce(res.lot, a.lot) as lot,
+        coalesce(res.la_code, a.la_code, 'UNKNOWN') as la_code
+    from registered as r
+    left join stg_children as c on c.child_key = r.child_key
+    left join stg_residence as res on res.child_key = r.child_key and res.as_of = r.period_end
+    left join stg_lsoa_attributes as a
+        on (a.lsoa11 is not distinct from r.lsoa11)
+        and (a.lsoa21 is not distinct from r.lsoa21)
+    where coalesce(c.date_of_birth, r.date_of_birth) + interval '5 years' > r.period_end
+),
+
+placed as (
+    select 'deployment' as geography_type, 'ALL' as geography_code, * from facts
+    union all
+    select 'la' as geography_type, la_code as geography_code, * from facts
+    union all
+    select 'reach_area' as geography_type, reach_area as geography_code, * from facts where reach_area is not null
+    union all
+    select 'eh_area' as geography_type, eh_area as geography_code, * from facts where eh_area is not null
+    union all
+    select 'lot' as geography_type, lot as geography_code, * from facts where lot is not null
+)
+
+select
+    m.metric_id,
+    p.period_type,
+    p.period_start,
+    p.period_end,
+    p.geography_type,
+    p.geography_code,
+    'all' as breakdown_type,
+    'all' as breakdown_value,
+    count(*) filter (
+        where (m.metric_id = 'DQ-01' and p.in_register) or (m.metric_id = 'DQ-03' and p.placed_in_lsoa)
+    ) as numerator,
+    count(*) as denominator,
+    cast(null as bigint) as comparison_numerator,
+    cast(null as bigint) as comparison_denominator,
+    '' as quality_flags
+from placed as p
+cross join (values ('DQ-01'), ('DQ-03')) as m(metric_id)
+group by m.metric_id, p.period_type, p.period_start, p.period_end, p.geography_type, p.geography_code

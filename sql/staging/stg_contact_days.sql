@@ -1,0 +1,38 @@
+-- Contact days of each registered child (metrics.md §1.1): a day on which the child, or
+-- (with family_contacts_count_for_children) any member of the child's family, attended a
+-- session. The attendee's family is that of their registration, not the attendance row's
+-- (§1.4 reading 3). Days before the child's birth count (reading 1). One row per child,
+-- day and centre; `attendances` counts the rows behind it (contact_unit = "attendance").
+with attendee as (
+    select
+        a.attendance_id,
+        a.person_key,
+        a.centre_id,
+        a.activity_code,
+        a.session_date,
+        r.family_key
+    from attendances as a
+    inner join registrations as r on r.person_key = a.person_key
+),
+
+child_families as (
+    select distinct
+        child_key,
+        person_key,
+        family_key
+    from stg_registered_children
+)
+
+select
+    cf.child_key,
+    att.session_date as contact_date,
+    att.centre_id,
+    count(distinct att.attendance_id) as attendances,
+    bool_or(activities.service_type = 'targeted') as targeted,
+    bool_or(att.person_key = cf.person_key) as own_attendance
+from child_families as cf
+inner join attendee as att on att.family_key = cf.family_key
+cross join metric_params as p
+left join activities on activities.activity_code = att.activity_code
+where p.family_contacts_count_for_children or att.person_key = cf.person_key
+group by cf.child_key, att.session_date, att.centre_id

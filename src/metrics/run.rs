@@ -1,0 +1,400 @@
+//! Runs the `sql/` project against the lake: every selected model in dependency order, its
+//! sidecar tests, then one commit per output table under `metrics/`. Nothing is committed
+//! unless every model built and every test passed, so a bad night leaves last night's
+//! figures in place. A run whose inputs (table versions, SQL, tunables) are unchanged is
+//! skipped.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use tracing::info;
+
+use super::catalogue::Catalogue;
+use super::params::MetricParams;
+use super::project::{ColumnTest, Model, Project};
+use super::session::{LakeSession, Limits, METRICS};
+use crate::lake::Lake;
+use crate::reference::sha256_hex;
+
+/// What a metric run did.
+#[derive(Debug, Clone, Default)]
+pub struct MetricRun {
+    /// True when the inputs were unchanged and nothing was recomputed.
+    pub up_to_date: bool,
+    /// Each model built: name, rows, seconds.
+    pub models: Vec<(String, usize, f64)>,
+    /// Data tests run.
+    pub tests_run: usize,
+    /// The run key committed with the outputs.
+    pub run_key: String,
+}
+
+/// Options of a metric run.
+#[derive(Debug, Clone, Default)]
+pub struct MetricOptions {
+    /// Models to build with everything they read (empty = the whole project).
+    pub select: Vec<String>,
+    /// Session limits.
+    pub limits: Limits,
+    /// Recompute even when the inputs are unchanged.
+    pub force: bool,
+}
+
+/// Builds the project under `project/sql` into the lake's `metrics/` area.
+pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<MetricRun> {
+    let sql_dir = project.join("sql");
+    let params = MetricParams::load(&sql_dir.join("metrics.toml"))?;
+    let catalogue = Catalogue::load(&sql_dir.join("catalogue.toml"))?;
+    let session = LakeSession::open(lake, opts.limits, params.stats.confidence).await?;
+    let full = Project::load(&sql_dir, &session.ctx)?;
+    let models = select(&full, &opts.select)?;
+
+    // Inputs the project provides itself, not read from the lake.
+    let mut provided: HashMap<&str, RecordBatch> = HashMap::new();
+    provided.insert("metric_params", params.to_batch());
+    provided.insert("metric_catalogue", catalogue.to_batch());
+    provided.insert("metric_run", run_table(&"0".repeat(64)));
+    for (name, batch) in &provided {
+        replace_table(&session, name, batch.schema(), vec![batch.clone()])?;
+    }
+    check_inputs(&session, &models, &provided)?;
+
+    let run_key = run_key(lake, &session, &models, &provided).await?;
+    let app_id = format!("earlystart/metrics/{run_key}");
+    // The run id is not part of the key: the same inputs give the same figures.
+    let run_batch = run_table(&run_key);
+    replace_table(&session, "metric_run", run_batch.schema(), vec![run_batch.clone()])?;
+    provided.insert("metric_run", run_batch);
+    if !opts.force && lake.has_transaction(METRICS, &last_table(&models), &app_id).await? {
+        info!(run_key = %&run_key[..12], "metrics are up to date; nothing recomputed");
+        return Ok(MetricRun {
+            up_to_date: true,
+            run_key,
+            ..Default::default()
+        });
+    }
+
+    let mut built: Vec<(String, SchemaRef, Vec<RecordBatch>)> = Vec::new();
+    let mut out = MetricRun {
+        run_key: run_key.clone(),
+        ..Default::default()
+    };
+    for (i, m) in models.iter().enumerate() {
+        let started = Instant::now();
+        let df = session
+            .plan(&m.sql)
+            .await
+            .with_context(|| format!("{}: cannot plan the query", m.path.display()))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = session
+            .collect(df)
+            .await
+            .with_context(|| format!("{}: the query failed", m.path.display()))?;
+        // The executed plan's schema can differ from the logical one in nullability.
+        let schema = batches.first().map_or(schema, RecordBatch::schema);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        replace_table(&session, &m.name, schema.clone(), batches.clone())?;
+        out.tests_run += test_model(&session, m).await?;
+        let secs = started.elapsed().as_secs_f64();
+        info!(model = %m.name, rows, secs = format!("{secs:.2}"), step = format!("{}/{}", i + 1, models.len()), "model built");
+        out.models.push((m.name.clone(), rows, secs));
+        built.push((m.name.clone(), schema, batches));
+    }
+    for (name, batch) in provided {
+        built.insert(0, (name.to_string(), batch.schema(), vec![batch]));
+    }
+    // Publish: the last model (metric_values) is committed last, carrying the run key, so
+    // its presence says the whole set is complete.
+    let meta = HashMap::from([("run_key".to_string(), serde_json::json!(run_key))]);
+    for (name, schema, batches) in built {
+        lake.replace(METRICS, &name, schema, batches, &app_id, meta.clone())
+            .await
+            .with_context(|| format!("cannot publish metrics/{name}"))?;
+    }
+    Ok(out)
+}
+
+/// The selected models with everything upstream of them, in run order.
+fn select(project: &Project, names: &[String]) -> Result<Vec<Model>> {
+    if names.is_empty() {
+        return Ok(project.models.clone());
+    }
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut stack: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    while let Some(n) = stack.pop() {
+        let Some(m) = project.get(&n) else {
+            if wanted.is_empty() || names.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
+                bail!("no model {n:?} under sql/ (file stem = table name)");
+            }
+            continue;
+        };
+        if wanted.insert(n) {
+            stack.extend(m.reads.iter().cloned());
+        }
+    }
+    Ok(project
+        .models
+        .iter()
+        .filter(|m| wanted.contains(&m.name))
+        .cloned()
+        .collect())
+}
+
+/// Every table a model reads must be a lake table, a provided table or an earlier model.
+fn check_inputs(
+    session: &LakeSession,
+    models: &[Model],
+    provided: &HashMap<&str, RecordBatch>,
+) -> Result<()> {
+    let mut known: BTreeSet<String> = session.tables.iter().map(|t| t.name.clone()).collect();
+    known.extend(provided.keys().map(|k| k.to_string()));
+    let mut missing = Vec::new();
+    for m in models {
+        for t in &m.reads {
+            if !known.contains(t) {
+                missing.push(format!(
+                    "{} reads {t:?}, which is neither a lake table nor a model before it",
+                    m.path.display()
+                ));
+            }
+        }
+        known.insert(m.name.clone());
+    }
+    if !missing.is_empty() {
+        bail!(
+            "{}\n(run the ingest first if a curated table is missing)",
+            missing.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn last_table(models: &[Model]) -> String {
+    models
+        .last()
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|| "metric_params".into())
+}
+
+/// The run key: SHA-256 over every model's SQL, the provided tables and the version of
+/// every lake table the project reads.
+async fn run_key(
+    lake: &Lake,
+    session: &LakeSession,
+    models: &[Model],
+    provided: &HashMap<&str, RecordBatch>,
+) -> Result<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let model_names: BTreeSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let mut inputs: BTreeSet<&str> = BTreeSet::new();
+    for m in models {
+        parts.push(format!("model {} {}", m.name, sha256_hex(m.sql.as_bytes())));
+        inputs.extend(
+            m.reads
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !model_names.contains(t) && !provided.contains_key(t)),
+        );
+    }
+    for t in inputs {
+        let area = session
+            .tables
+            .iter()
+            .find(|e| e.name == t)
+            .map(|e| e.area.clone())
+            .unwrap_or_default();
+        let version = match lake.table(&area, t).await? {
+            Some(table) => table.version().map_or(-1, |v| v as i64),
+            None => -1,
+        };
+        parts.push(format!("input {area}/{t} v{version}"));
+    }
+    // metric_run holds the run id, which is derived from this key.
+    let mut names: Vec<_> = provided.keys().filter(|n| **n != "metric_run").collect();
+    names.sort();
+    for name in names {
+        let batch = &provided[name];
+        parts.push(format!("provided {name} {}", batch_digest(batch)));
+    }
+    Ok(sha256_hex(parts.join("\n").as_bytes()))
+}
+
+/// The one-row `metric_run` table: the id stamped on every metric value.
+fn run_table(run_key: &str) -> RecordBatch {
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("built_at", DataType::Utf8, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(vec![format!("metrics-{}", &run_key[..16])])),
+            Arc::new(StringArray::from(vec![chrono::Utc::now().to_rfc3339()])),
+        ],
+    )
+    .expect("metric_run columns match their schema")
+}
+
+fn batch_digest(batch: &RecordBatch) -> String {
+    let mut text = String::new();
+    for c in batch.columns() {
+        text.push_str(&format!("{:?}", c.to_data()));
+    }
+    sha256_hex(text.as_bytes())
+}
+
+fn replace_table(
+    session: &LakeSession,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<()> {
+    let _ = session.ctx.deregister_table(name)?;
+    let table = MemTable::try_new(schema, vec![batches])?;
+    session.ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// Runs a model's sidecar tests; returns how many ran. Any failure is an error naming the
+/// model, column, test and a few offending values.
+async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
+    let columns: Vec<String> = session
+        .ctx
+        .table(m.name.as_str())
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut failures = Vec::new();
+    let mut run = 0;
+    let quoted = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+    let t = quoted(&m.name);
+    for (column, doc) in m.doc.column_docs()? {
+        if !columns.contains(&column) {
+            failures.push(format!("column {column:?} is documented but not produced"));
+            continue;
+        }
+        let c = quoted(&column);
+        for test in &doc.tests {
+            run += 1;
+            let (label, sql) = match test {
+                ColumnTest::Named(n) if n == "not_null" => (
+                    "not_null".to_string(),
+                    format!("select 'null' from {t} where {c} is null limit 5"),
+                ),
+                ColumnTest::Named(n) if n == "unique" => (
+                    "unique".to_string(),
+                    format!(
+                        "select cast({c} as varchar) from {t} where {c} is not null \
+                         group by {c} having count(*) > 1 limit 5"
+                    ),
+                ),
+                ColumnTest::Named(n) => bail!(
+                    "{}: column {column:?} has unknown test {n:?} \
+                     (unique, not_null, accepted_values, relationships)",
+                    m.path.display()
+                ),
+                ColumnTest::AcceptedValues { accepted_values } => {
+                    let list = accepted_values
+                        .iter()
+                        .map(|v| format!("'{}'", v.replace('\'', "''")))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (
+                        "accepted_values".to_string(),
+                        format!(
+                            "select distinct cast({c} as varchar) from {t} \
+                             where {c} is not null and cast({c} as varchar) not in ({list}) limit 5"
+                        ),
+                    )
+                }
+                ColumnTest::Relationships { relationships } => {
+                    let Some((other, other_col)) = relationships.split_once('.') else {
+                        bail!(
+                            "{}: relationships = {relationships:?}: expected \"table.column\"",
+                            m.path.display()
+                        );
+                    };
+                    (
+                        format!("relationships to {relationships}"),
+                        format!(
+                            "select distinct cast({c} as varchar) from {t} where {c} is not null \
+                             and {c} not in (select {} from {} where {} is not null) limit 5",
+                            quoted(other_col),
+                            quoted(other),
+                            quoted(other_col)
+                        ),
+                    )
+                }
+            };
+            let bad = first_column_values(&session.query(&sql).await.with_context(|| {
+                format!("{}: test {label} on {column}", m.path.display())
+            })?);
+            if !bad.is_empty() {
+                failures.push(format!("{column}: {label} failed, e.g. {bad:?}"));
+            }
+        }
+    }
+    if !m.doc.unique_key.is_empty() {
+        run += 1;
+        let key = m
+            .doc
+            .unique_key
+            .iter()
+            .map(|c| quoted(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "select concat_ws('|', {}) from {t} group by {key} having count(*) > 1 limit 5",
+            m.doc
+                .unique_key
+                .iter()
+                .map(|c| format!("coalesce(cast({} as varchar), 'NULL')", quoted(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let bad = first_column_values(&session.query(&sql).await?);
+        if !bad.is_empty() {
+            failures.push(format!("unique_key ({key}) repeated, e.g. {bad:?}"));
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{}: {} data test(s) failed; nothing was published:\n  {}",
+            m.path.display(),
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(run)
+}
+
+fn first_column_values(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+            .expect("any column casts to text");
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("utf8");
+        for i in 0..col.len() {
+            out.push(if col.is_null(i) {
+                "NULL".into()
+            } else {
+                col.value(i).to_string()
+            });
+        }
+    }
+    out
+}

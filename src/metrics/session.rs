@@ -1,0 +1,154 @@
+//! The DataFusion session over a lake: every curated, ops and metric table registered by
+//! name, the statistics UDFs, a memory pool that spills to disk, and a read-only way to run
+//! SQL. The metric run and the analysts' `earlystart sql` share it, so what an analyst
+//! queries is exactly what the metrics read.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use arrow::array::RecordBatch;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use object_store::path::Path as ObjectPath;
+
+use crate::lake::Lake;
+
+/// Lake areas whose tables a session sees, in precedence order (a curated table shadows an
+/// ops or metric table of the same name).
+pub const AREAS: &[&str] = &[crate::lake::CURATED, METRICS, crate::lake::OPS];
+
+/// The lake area holding the outputs of the `sql/` project.
+pub const METRICS: &str = "metrics";
+
+/// Resource limits of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Memory the session's operators may hold before they spill (bytes).
+    pub memory_bytes: usize,
+    /// Wall-time limit of one query.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 1536 << 20,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One table a session registered: its name and the lake area it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    /// Name in SQL.
+    pub name: String,
+    /// Lake area (`curated`, `metrics`, `ops`).
+    pub area: String,
+}
+
+/// A session over the lake.
+pub struct LakeSession {
+    /// The DataFusion context (tables, UDFs).
+    pub ctx: SessionContext,
+    /// The tables registered from the lake.
+    pub tables: Vec<TableEntry>,
+    limits: Limits,
+}
+
+impl LakeSession {
+    /// Opens a session with every table of the lake registered. `confidence` sets the level
+    /// of the interval UDFs.
+    pub async fn open(lake: &Lake, limits: Limits, confidence: f64) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new()
+            // Greedy, not fair: a metric plan has hundreds of small spillable operators, and
+            // a fair share of the pool each would be too small for any of them.
+            .with_memory_pool(Arc::new(TrackConsumersPool::new(
+                GreedyMemoryPool::new(limits.memory_bytes),
+                NonZeroUsize::new(5).expect("non-zero"),
+            )))
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("earlystart", "lake");
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        super::stats::register_udfs(&ctx, confidence);
+        let mut tables: Vec<TableEntry> = Vec::new();
+        for area in AREAS {
+            for name in list_tables(lake, area).await? {
+                if tables.iter().any(|t| t.name == name) {
+                    continue;
+                }
+                if lake.register(&ctx, area, &name, &name).await? {
+                    tables.push(TableEntry {
+                        name,
+                        area: area.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            ctx,
+            tables,
+            limits,
+        })
+    }
+
+    /// Plans a statement read-only: no DDL, DML, COPY or SET, and no URL tables.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx.sql_with_options(sql, options).await.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("not supported") {
+                anyhow::anyhow!(
+                    "{text}: the session is read-only (SELECT, WITH, EXPLAIN, SHOW and \
+                     DESCRIBE only); write results with --format csv|json|parquet --output FILE"
+                )
+            } else {
+                anyhow::Error::new(e)
+            }
+        })
+    }
+
+    /// Runs a read-only query to completion within the session's time limit.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df = self.plan(sql).await?;
+        self.collect(df).await
+    }
+
+    /// Collects a planned query within the session's time limit.
+    pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
+        match tokio::time::timeout(self.limits.timeout, df.collect()).await {
+            Ok(r) => Ok(r?),
+            Err(_) => bail!(
+                "query cancelled after {} s (the session's time limit; raise it with --timeout)",
+                self.limits.timeout.as_secs()
+            ),
+        }
+    }
+}
+
+/// The Delta tables directly under a lake area.
+pub async fn list_tables(lake: &Lake, area: &str) -> Result<Vec<String>> {
+    let store = lake.store();
+    let prefix = lake.object_path(&format!("{area}/"));
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .with_context(|| format!("cannot list {area}/ in the lake"))?;
+    let mut names: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p: &ObjectPath| p.filename().map(str::to_string))
+        .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
