@@ -284,8 +284,8 @@ async fn sql(
         }
         None => {
             let docs = crate::sqlshell::TableDocs::load(project, &session);
-            let history = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".earlystart_sql_history"));
+            let history =
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".earlystart_sql_history"));
             crate::sqlshell::repl(&session, &docs, history).await?;
         }
     }

@@ -77,9 +77,9 @@ pub async fn run_script(
         bail!("--format parquet needs --output FILE and a single statement");
     }
     let mut sink: Box<dyn Write> = match output {
-        Some(p) if format != Format::Parquet => Box::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
+        Some(p) if format != Format::Parquet => {
+            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+        }
         _ => Box::new(std::io::stdout().lock()),
     };
     for s in statements {
@@ -104,12 +104,18 @@ pub async fn run_script(
 pub fn write_batches(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<()> {
     match format {
         Format::Table => {
-            writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
+            writeln!(
+                out,
+                "{}",
+                arrow::util::pretty::pretty_format_batches(batches)?
+            )?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b)?;
             }
@@ -128,7 +134,10 @@ pub fn write_batches(batches: &[RecordBatch], format: Format, out: &mut dyn Writ
 
 fn write_parquet(batches: &[RecordBatch], path: &Path) -> Result<()> {
     let Some(first) = batches.first() else {
-        bail!("the query returned no batches; nothing to write to {}", path.display());
+        bail!(
+            "the query returned no batches; nothing to write to {}",
+            path.display()
+        );
     };
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)?;
@@ -150,17 +159,35 @@ const LAKE_TABLE_DOCS: &[(&str, &str)] = &[
     ("centres", "Children's centre sites (extracts.md §3.1)"),
     ("reach_areas", "LSOAs of each centre's reach area (§3.2)"),
     ("activities", "Activity catalogue with service type (§3.4)"),
-    ("registrations", "Persons registered with a centre, pseudonymised (§3.3)"),
-    ("attendances", "One row per person per session attended (§3.5)"),
+    (
+        "registrations",
+        "Persons registered with a centre, pseudonymised (§3.3)",
+    ),
+    (
+        "attendances",
+        "One row per person per session attended (§3.5)",
+    ),
     ("chis", "Child health register rows, pseudonymised (§4.1)"),
     ("hv_contacts", "Health visiting contacts (§4.2)"),
     ("asq3", "ASQ-3 questionnaires with scored domains (§4.3)"),
-    ("iod", "Indices of Deprivation File 7 by LSOA and vintage (§8)"),
-    ("postcodes", "Postcode directory rows resolved to LSOAs (§8)"),
+    (
+        "iod",
+        "Indices of Deprivation File 7 by LSOA and vintage (§8)",
+    ),
+    (
+        "postcodes",
+        "Postcode directory rows resolved to LSOAs (§8)",
+    ),
     ("lsoa_lookup", "LSOA 2011 → 2021 lookup (§8)"),
     ("lsoa_population", "ONS population aged 0–4 by LSOA (§8)"),
-    ("person_link", "Records of every source linked to one child key (§11)"),
-    ("quarantine", "Rejected fields with rule id and how to fix (§10)"),
+    (
+        "person_link",
+        "Records of every source linked to one child key (§11)",
+    ),
+    (
+        "quarantine",
+        "Rejected fields with rule id and how to fix (§10)",
+    ),
     ("validation_warnings", "Warnings on loaded rows (§10)"),
     ("rejected_files", "Files rejected whole (F rules)"),
     ("file_loads", "Every file seen by every run"),
@@ -263,7 +290,11 @@ pub async fn repl(session: &LakeSession, docs: &TableDocs, history: Option<PathB
     );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "earlystart> " } else { "       ...> " };
+        let prompt = if buffer.is_empty() {
+            "earlystart> "
+        } else {
+            "       ...> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

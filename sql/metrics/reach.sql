@@ -1,105 +1,38 @@
--- REACH-01 … REACH-06 (metrics.md §2): children under 5 resident in each geography at the
--- period end, their registration, contact days in the 12-month window and sustained
--- engagement; by deprivation band (always), sex, ethnicity group and target group.
--- Quarters carry registration only; financial years and rolling windows carry everything.
-with params as (
-    select * from metric_params
+-- REACH-01 … REACH-06 (metrics.md §2) from int_reach_facts: by residence geography,
+-- deprivation band (always), sex, ethnicity group and target group; REACH-06 by the centre
+-- that delivered. Quarters carry registration only.
+with geographies as (
+    select * from (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
+        as g(geography_type)
 ),
 
-population as (
-    select
-        pr.period_type,
-        pr.period_start,
-        pr.period_end,
-        pr.window_start,
-        c.child_key,
-        c.sex,
-        c.ethnicity_group,
-        res.reach_area,
-        res.eh_area,
-        res.lot,
-        res.la_code,
-        res.deprivation_band
-    from stg_periods as pr
-    inner join stg_children as c
-        on c.date_of_birth <= pr.period_end
-        and c.date_of_birth + interval '5 years' > pr.period_end
-    inner join stg_residence as res
-        on res.child_key = c.child_key
-        and res.as_of = pr.period_end
+breakdowns as (
+    select * from (values ('all'), ('deprivation'), ('sex'), ('ethnicity_group'))
+        as b(breakdown_type)
 ),
 
-registered as (
-    select
-        pop.period_type,
-        pop.period_end,
-        pop.child_key
-    from population as pop
-    cross join params
-    inner join stg_registered_children as reg
-        on reg.child_key = pop.child_key
-        and reg.registration_date <= pop.period_end
-        and (params.registration_scope = 'any_centre' or reg.centre_id = pop.reach_area)
-    group by pop.period_type, pop.period_end, pop.child_key
-),
-
-contact_units as (
-    select
-        pop.period_type,
-        pop.period_end,
-        pop.child_key,
-        case
-            when params.contact_unit = 'attendance' then sum(d.attendances)
-            else count(distinct d.contact_date)
-        end as units
-    from population as pop
-    cross join params
-    inner join stg_contact_days as d
-        on d.child_key = pop.child_key
-        and d.contact_date between pop.window_start and pop.period_end
-    where pop.period_type <> 'quarter'
-    group by pop.period_type, pop.period_end, pop.child_key, params.contact_unit
-),
-
-facts as (
-    select
-        pop.*,
-        registered.child_key is not null as is_registered,
-        coalesce(cu.units, 0) >= 1 as is_seen,
-        coalesce(cu.units, 0) >= params.sustained_min_contacts as is_sustained
-    from population as pop
-    cross join params
-    left join registered
-        on registered.child_key = pop.child_key
-        and registered.period_type = pop.period_type
-        and registered.period_end = pop.period_end
-    left join contact_units as cu
-        on cu.child_key = pop.child_key
-        and cu.period_type = pop.period_type
-        and cu.period_end = pop.period_end
-),
-
--- Each child counts once in every geography that contains them.
+-- Each child counts once in every geography that contains it, in every breakdown.
 placed as (
-    select 'deployment' as geography_type, 'ALL' as geography_code, * from facts
-    union all
-    select 'la' as geography_type, la_code as geography_code, * from facts
-    union all
-    select 'reach_area' as geography_type, reach_area as geography_code, * from facts where reach_area is not null
-    union all
-    select 'eh_area' as geography_type, eh_area as geography_code, * from facts where eh_area is not null
-    union all
-    select 'lot' as geography_type, lot as geography_code, * from facts where lot is not null
-),
-
-broken_down as (
-    select 'all' as breakdown_type, 'all' as breakdown_value, * from placed
-    union all
-    select 'deprivation' as breakdown_type, deprivation_band as breakdown_value, * from placed
-    union all
-    select 'sex' as breakdown_type, sex as breakdown_value, * from placed
-    union all
-    select 'ethnicity_group' as breakdown_type, ethnicity_group as breakdown_value, * from placed
+    select
+        g.geography_type,
+        case g.geography_type
+            when 'deployment' then 'ALL'
+            when 'la' then f.la_code
+            when 'reach_area' then f.reach_area
+            when 'eh_area' then f.eh_area
+            when 'lot' then f.lot
+        end as geography_code,
+        b.breakdown_type,
+        case b.breakdown_type
+            when 'all' then 'all'
+            when 'deprivation' then f.deprivation_band
+            when 'sex' then f.sex
+            when 'ethnicity_group' then f.ethnicity_group
+        end as breakdown_value,
+        f.*
+    from int_reach_facts as f
+    cross join geographies as g
+    cross join breakdowns as b
 ),
 
 counts as (
@@ -119,10 +52,41 @@ counts as (
         count(*) filter (where deprivation_band = 'most_deprived_30') as most_deprived,
         count(*) filter (where deprivation_band = 'most_deprived_30' and not is_seen)
             as most_deprived_unreached
-    from broken_down
+    from placed
+    where geography_code is not null
     group by
         period_type, period_start, period_end,
         geography_type, geography_code, breakdown_type, breakdown_value
+),
+
+population_metrics as (
+    select
+        m.metric_id,
+        c.period_type,
+        c.period_start,
+        c.period_end,
+        c.geography_type,
+        c.geography_code,
+        c.breakdown_type,
+        c.breakdown_value,
+        case m.metric_id
+            when 'REACH-01' then c.registered
+            when 'REACH-02' then c.seen
+            when 'REACH-03' then c.sustained
+            when 'REACH-03R' then c.registered_sustained
+            when 'REACH-05' then c.most_deprived_unreached
+        end as numerator,
+        case m.metric_id
+            when 'REACH-03R' then c.registered
+            when 'REACH-05' then c.most_deprived
+            else c.children
+        end as denominator
+    from counts as c
+    cross join (values ('REACH-01'), ('REACH-02'), ('REACH-03'), ('REACH-03R'), ('REACH-05'))
+        as m(metric_id)
+    where (m.metric_id = 'REACH-01' or c.period_type <> 'quarter')
+        -- REACH-05 is itself about the most deprived areas: no deprivation breakdown.
+        and (m.metric_id <> 'REACH-05' or c.breakdown_type <> 'deprivation')
 ),
 
 -- REACH-04: registered children in each target group (the deprivation group follows the
@@ -133,54 +97,73 @@ child_groups as (
         f.period_end,
         f.child_key,
         g.group_code
-    from facts as f
+    from int_reach_facts as f
     inner join stg_child_target_groups as g on g.child_key = f.child_key
-    where f.is_registered
+    where f.is_registered and f.period_type <> 'quarter'
     union
     select
         f.period_type,
         f.period_end,
         f.child_key,
-        'MOST_DEPRIVED_30'
-    from facts as f
+        t.group_code
+    from int_reach_facts as f
     inner join ref_target_groups as t
         on t.rule = 'deprivation:most_deprived_30' and t.active
-    where f.is_registered and f.deprivation_band = 'most_deprived_30'
+    where f.is_registered and f.period_type <> 'quarter'
+        and f.deprivation_band = 'most_deprived_30'
 ),
 
 group_members as (
     select
-        f.*,
-        g.group_code
-    from facts as f
-    inner join child_groups as g
-        on g.child_key = f.child_key
-        and g.period_type = f.period_type
-        and g.period_end = f.period_end
-    union all
+        period_type,
+        period_end,
+        child_key,
+        group_code
+    from child_groups
+    union
     select
-        f.*,
+        period_type,
+        period_end,
+        child_key,
         'any'
-    from facts as f
-    where f.is_registered
-        and exists (
-            select 1 from child_groups as g
-            where g.child_key = f.child_key
-                and g.period_type = f.period_type
-                and g.period_end = f.period_end
-        )
+    from child_groups
 ),
 
 group_placed as (
-    select 'deployment' as geography_type, 'ALL' as geography_code, * from group_members
-    union all
-    select 'la' as geography_type, la_code as geography_code, * from group_members
-    union all
-    select 'reach_area' as geography_type, reach_area as geography_code, * from group_members where reach_area is not null
-    union all
-    select 'eh_area' as geography_type, eh_area as geography_code, * from group_members where eh_area is not null
-    union all
-    select 'lot' as geography_type, lot as geography_code, * from group_members where lot is not null
+    select
+        g.geography_type,
+        case g.geography_type
+            when 'deployment' then 'ALL'
+            when 'la' then f.la_code
+            when 'reach_area' then f.reach_area
+            when 'eh_area' then f.eh_area
+            when 'lot' then f.lot
+        end as geography_code,
+        gm.group_code,
+        f.*
+    from group_members as gm
+    inner join int_reach_facts as f
+        on f.child_key = gm.child_key
+        and f.period_type = gm.period_type
+        and f.period_end = gm.period_end
+    cross join geographies as g
+),
+
+group_metrics as (
+    select
+        'REACH-04' as metric_id,
+        period_type,
+        period_start,
+        period_end,
+        geography_type,
+        geography_code,
+        'target_group' as breakdown_type,
+        group_code as breakdown_value,
+        count(*) filter (where is_sustained) as numerator,
+        count(*) as denominator
+    from group_placed
+    where geography_code is not null
+    group by period_type, period_start, period_end, geography_type, geography_code, group_code
 ),
 
 -- REACH-06: children seen at a centre (delivery) and how many of them live in its reach area.
@@ -191,29 +174,36 @@ seen_at_centre as (
         f.period_end,
         d.centre_id,
         f.child_key,
-        f.reach_area = d.centre_id as lives_in_reach_area
-    from facts as f
+        coalesce(f.reach_area = d.centre_id, false) as lives_in_reach_area
+    from int_reach_facts as f
     inner join stg_contact_days as d
         on d.child_key = f.child_key
         and d.contact_date between f.window_start and f.period_end
     where f.period_type <> 'quarter'
 ),
 
-metric_rows as (
-    select 'REACH-01' as metric_id, c.*, registered as numerator, children as denominator
-    from counts as c
+delivery_metrics as (
+    select
+        'REACH-06' as metric_id,
+        period_type,
+        period_start,
+        period_end,
+        'centre' as geography_type,
+        centre_id as geography_code,
+        'all' as breakdown_type,
+        'all' as breakdown_value,
+        count(*) filter (where lives_in_reach_area) as numerator,
+        count(*) as denominator
+    from seen_at_centre
+    group by period_type, period_start, period_end, centre_id
+),
+
+all_metrics as (
+    select * from population_metrics
     union all
-    select 'REACH-02' as metric_id, c.*, seen as numerator, children as denominator
-    from counts as c where period_type <> 'quarter'
+    select * from group_metrics
     union all
-    select 'REACH-03' as metric_id, c.*, sustained as numerator, children as denominator
-    from counts as c where period_type <> 'quarter'
-    union all
-    select 'REACH-03R' as metric_id, c.*, registered_sustained as numerator, registered as denominator
-    from counts as c where period_type <> 'quarter'
-    union all
-    select 'REACH-05' as metric_id, c.*, most_deprived_unreached as numerator, most_deprived as denominator
-    from counts as c where period_type <> 'quarter' and breakdown_type in ('all', 'sex', 'ethnicity_group')
+    select * from delivery_metrics
 )
 
 select
@@ -230,39 +220,4 @@ select
     cast(null as bigint) as comparison_numerator,
     cast(null as bigint) as comparison_denominator,
     '' as quality_flags
-from metric_rows
-union all
-select
-    'REACH-04',
-    period_type,
-    period_start,
-    period_end,
-    geography_type,
-    geography_code,
-    'target_group',
-    group_code,
-    count(*) filter (where is_sustained),
-    count(*),
-    cast(null as bigint),
-    cast(null as bigint),
-    ''
-from group_placed
-where period_type <> 'quarter'
-group by period_type, period_start, period_end, geography_type, geography_code, group_code
-union all
-select
-    'REACH-06',
-    period_type,
-    period_start,
-    period_end,
-    'centre',
-    centre_id,
-    'all',
-    'all',
-    count(*) filter (where lives_in_reach_area),
-    count(*),
-    cast(null as bigint),
-    cast(null as bigint),
-    ''
-from seen_at_centre
-group by period_type, period_start, period_end, centre_id
+from all_metrics

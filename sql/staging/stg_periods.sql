@@ -18,18 +18,20 @@ bounds as (
 ),
 
 quarter_starts as (
-    select cast(unnest(range(
+    select cast(unnest(generate_series(
         cast(date_trunc('quarter', first_date) as date),
-        cast(date_trunc('quarter', last_date) as date) + interval '1 day',
+        cast(date_trunc('quarter', last_date) as date),
         interval '3 months'
     )) as date) as period_start
     from bounds
 ),
 
+-- Months up to the end of the last quarter with data, so the rolling window ending at
+-- that quarter end exists (flagged incomplete) as soon as its first month has data.
 month_starts as (
-    select cast(unnest(range(
-        cast(date_trunc('month', first_date) as date),
-        cast(date_trunc('month', last_date) as date) + interval '1 day',
+    select cast(unnest(generate_series(
+        cast(date_trunc('quarter', first_date) as date),
+        cast(date_trunc('quarter', last_date) + interval '2 months' as date),
         interval '1 month'
     )) as date) as month_start
     from bounds
@@ -78,6 +80,8 @@ select
     periods.period_start,
     periods.period_end,
     cast(periods.period_end + interval '1 day' - interval '12 months' as date) as window_start,
-    periods.period_end <= bounds.last_date as is_complete
+    -- complete: the data covers the whole period (the first and the current one may not)
+    periods.period_start >= cast(date_trunc('quarter', bounds.first_date) as date)
+        and periods.period_end <= bounds.last_date as is_complete
 from periods
 cross join bounds

@@ -64,7 +64,13 @@ fn one() -> String {
     "1".into()
 }
 
-const UNITS: &[&str] = &["percent", "count", "rate_per_10000", "mean", "difference_pts"];
+const UNITS: &[&str] = &[
+    "percent",
+    "count",
+    "rate_per_10000",
+    "mean",
+    "difference_pts",
+];
 const POLARITIES: &[&str] = &["higher_is_better", "lower_is_better", "neutral"];
 
 impl Catalogue {
@@ -79,7 +85,12 @@ impl Catalogue {
                 bail!("{}: metric {} is listed twice", path.display(), m.id);
             }
             if !UNITS.contains(&m.unit.as_str()) {
-                bail!("{}: metric {}: unit {:?} is not one of {UNITS:?}", path.display(), m.id, m.unit);
+                bail!(
+                    "{}: metric {}: unit {:?} is not one of {UNITS:?}",
+                    path.display(),
+                    m.id,
+                    m.unit
+                );
             }
             if !POLARITIES.contains(&m.polarity.as_str()) {
                 bail!(
@@ -96,7 +107,9 @@ impl Catalogue {
     /// The `metric_catalogue` table.
     pub fn to_batch(&self) -> RecordBatch {
         let col = |f: &dyn Fn(&MetricDef) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(self.metric.iter().map(f).collect::<Vec<_>>()))
+            Arc::new(StringArray::from(
+                self.metric.iter().map(f).collect::<Vec<_>>(),
+            ))
         };
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("metric_id", col(&|m| m.id.clone())),
@@ -117,7 +130,10 @@ impl Catalogue {
         columns.push((
             "uses_unverified",
             Arc::new(BooleanArray::from(
-                self.metric.iter().map(|m| m.uses_unverified).collect::<Vec<_>>(),
+                self.metric
+                    .iter()
+                    .map(|m| m.uses_unverified)
+                    .collect::<Vec<_>>(),
             )),
         ));
         let schema = Schema::new(

@@ -34,7 +34,11 @@ pub fn render(project: &Path) -> Result<String> {
         writeln!(w, "### {} — {}\n", m.id, m.name)?;
         writeln!(w, "{}\n", m.definition)?;
         let row = |w: &mut String, k: &str, v: &str| -> std::fmt::Result {
-            if v.is_empty() { Ok(()) } else { writeln!(w, "- **{k}**: {v}") }
+            if v.is_empty() {
+                Ok(())
+            } else {
+                writeln!(w, "- **{k}**: {v}")
+            }
         };
         row(w, "Numerator", &m.numerator)?;
         row(w, "Denominator", &m.denominator)?;
@@ -56,7 +60,11 @@ pub fn render(project: &Path) -> Result<String> {
         writeln!(
             w,
             "Reads: {}.\n",
-            m.reads.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            m.reads
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
         if !m.doc.unique_key.is_empty() {
             writeln!(w, "One row per ({}).\n", m.doc.unique_key.join(", "))?;
@@ -79,7 +87,12 @@ pub fn render(project: &Path) -> Result<String> {
                     ColumnTest::Relationships { relationships } => format!("→ {relationships}"),
                 })
                 .collect();
-            writeln!(w, "| `{name}` | {} | {} |", c.description.replace('|', "\\|"), tests.join("; "))?;
+            writeln!(
+                w,
+                "| `{name}` | {} | {} |",
+                c.description.replace('|', "\\|"),
+                tests.join("; ")
+            )?;
         }
         writeln!(w)?;
     }

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use serde::Deserialize;
 
@@ -183,21 +185,44 @@ impl MetricParams {
             }
             Ok(())
         };
-        one_of("reach.contact_unit", &self.reach.contact_unit, &["session_day", "attendance"])?;
+        one_of(
+            "reach.contact_unit",
+            &self.reach.contact_unit,
+            &["session_day", "attendance"],
+        )?;
         one_of(
             "reach.registration_scope",
             &self.reach.registration_scope,
             &["any_centre", "own_centre"],
         )?;
-        one_of("population.source", &self.population.source, &["chis", "ons_mye"])?;
-        one_of("deprivation.index", &self.deprivation.index, &["idaci", "imd"])?;
-        one_of("deprivation.vintage", &self.deprivation.vintage, &["iod2019", "iod2025"])?;
-        one_of("periods.rolling_step", &self.periods.rolling_step, &["quarter", "month"])?;
+        one_of(
+            "population.source",
+            &self.population.source,
+            &["chis", "ons_mye"],
+        )?;
+        one_of(
+            "deprivation.index",
+            &self.deprivation.index,
+            &["idaci", "imd"],
+        )?;
+        one_of(
+            "deprivation.vintage",
+            &self.deprivation.vintage,
+            &["iod2019", "iod2025"],
+        )?;
+        one_of(
+            "periods.rolling_step",
+            &self.periods.rolling_step,
+            &["quarter", "month"],
+        )?;
         if self.reach.sustained_min_contacts < 1 || self.reach.sustained_window_months < 1 {
             bail!("reach.sustained_min_contacts and sustained_window_months must be at least 1");
         }
         if !(0.5..1.0).contains(&self.stats.confidence) {
-            bail!("stats.confidence = {}; expected a level such as 0.95", self.stats.confidence);
+            bail!(
+                "stats.confidence = {}; expected a level such as 0.95",
+                self.stats.confidence
+            );
         }
         Ok(())
     }
@@ -205,25 +230,36 @@ impl MetricParams {
     /// The one-row `metric_params` table.
     pub fn to_batch(&self) -> RecordBatch {
         let list = |v: &[i64]| -> ArrayRef {
-            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(
-                v.iter().map(|x| Some(*x)).collect::<Vec<_>>(),
-            )]))
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+                Some(v.iter().map(|x| Some(*x)).collect::<Vec<_>>()),
+            ]))
         };
         let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
         let int = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
         let columns: Vec<(&str, ArrayRef)> = vec![
-            ("sustained_min_contacts", int(self.reach.sustained_min_contacts)),
-            ("sustained_window_months", int(self.reach.sustained_window_months)),
+            (
+                "sustained_min_contacts",
+                int(self.reach.sustained_min_contacts),
+            ),
+            (
+                "sustained_window_months",
+                int(self.reach.sustained_window_months),
+            ),
             ("contact_unit", text(&self.reach.contact_unit)),
             (
                 "family_contacts_count_for_children",
-                Arc::new(BooleanArray::from(vec![self.reach.family_contacts_count_for_children])),
+                Arc::new(BooleanArray::from(vec![
+                    self.reach.family_contacts_count_for_children,
+                ])),
             ),
             ("registration_scope", text(&self.reach.registration_scope)),
             ("population_source", text(&self.population.source)),
             ("deprivation_index", text(&self.deprivation.index)),
             ("deprivation_vintage", text(&self.deprivation.vintage)),
-            ("most_deprived_deciles", list(&self.deprivation.most_deprived_deciles)),
+            (
+                "most_deprived_deciles",
+                list(&self.deprivation.most_deprived_deciles),
+            ),
             (
                 "asq_review_questionnaires",
                 list(&self.school_readiness.asq_review_questionnaires),
@@ -240,9 +276,14 @@ impl MetricParams {
             ),
             (
                 "hv_additional_support_fallback_other_contacts",
-                int(self.health_visiting.hv_additional_support_fallback_other_contacts),
+                int(self
+                    .health_visiting
+                    .hv_additional_support_fallback_other_contacts),
             ),
-            ("confidence", Arc::new(Float64Array::from(vec![self.stats.confidence]))),
+            (
+                "confidence",
+                Arc::new(Float64Array::from(vec![self.stats.confidence])),
+            ),
             ("rolling_step", text(&self.periods.rolling_step)),
         ];
         let schema = Schema::new(
@@ -271,7 +312,12 @@ mod tests {
         assert_eq!(p.deprivation.most_deprived_deciles, vec![1, 2, 3]);
         assert_eq!(p.to_batch().num_rows(), 1);
         let bad: MetricParams = toml::from_str("[reach]\ncontact_unit = \"visits\"\n").unwrap();
-        assert!(bad.check().unwrap_err().to_string().contains("contact_unit"));
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .contains("contact_unit")
+        );
         assert!(toml::from_str::<MetricParams>("[reach]\ntypo = 1\n").is_err());
     }
 }

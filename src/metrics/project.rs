@@ -1,5 +1,6 @@
 //! The `sql/` project, dbt-style: every `*.sql` file is a model whose table name is its
-//! file stem and whose layer is its folder (`staging` → `metrics` → `marts`); each folder's
+//! file stem and whose layer is its folder (`staging` → `intermediate` → `metrics` →
+//! `marts`); each folder's
 //! `_models.toml` documents and tests the models' columns. The run order is derived from
 //! the tables each file reads, so adding a file needs no registration anywhere.
 
@@ -97,7 +98,7 @@ pub struct Project {
 
 /// The layers shipped with earlystart, in the order they are listed; analysts' own folders
 /// sort after them.
-const LAYERS: &[&str] = &["staging", "metrics", "marts"];
+const LAYERS: &[&str] = &["staging", "intermediate", "metrics", "marts"];
 
 impl Project {
     /// Loads every model under `dir`, reads its sidecar docs and orders the models by what
@@ -118,9 +119,8 @@ impl Project {
                 .replace('\\', "/");
             let sql = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let reads = tables_read(ctx, &sql).with_context(|| {
-                format!("{}: not a valid DataFusion SELECT", path.display())
-            })?;
+            let reads = tables_read(ctx, &sql)
+                .with_context(|| format!("{}: not a valid DataFusion SELECT", path.display()))?;
             let doc = match docs[&folder].get(&name) {
                 Some(v) => v.clone().try_into().with_context(|| {
                     format!("{}: entry [{name}]", folder.join("_models.toml").display())

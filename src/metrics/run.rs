@@ -69,9 +69,18 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
     let app_id = format!("earlystart/metrics/{run_key}");
     // The run id is not part of the key: the same inputs give the same figures.
     let run_batch = run_table(&run_key);
-    replace_table(&session, "metric_run", run_batch.schema(), vec![run_batch.clone()])?;
+    replace_table(
+        &session,
+        "metric_run",
+        run_batch.schema(),
+        vec![run_batch.clone()],
+    )?;
     provided.insert("metric_run", run_batch);
-    if !opts.force && lake.has_transaction(METRICS, &last_table(&models), &app_id).await? {
+    if !opts.force
+        && lake
+            .has_transaction(METRICS, &last_table(&models), &app_id)
+            .await?
+    {
         info!(run_key = %&run_key[..12], "metrics are up to date; nothing recomputed");
         return Ok(MetricRun {
             up_to_date: true,
@@ -222,6 +231,7 @@ async fn run_key(
         let batch = &provided[name];
         parts.push(format!("provided {name} {}", batch_digest(batch)));
     }
+    tracing::debug!(parts = ?parts, "metric run key inputs");
     Ok(sha256_hex(parts.join("\n").as_bytes()))
 }
 
@@ -236,7 +246,10 @@ fn run_table(run_key: &str) -> RecordBatch {
     RecordBatch::try_new(
         Arc::new(schema),
         vec![
-            Arc::new(StringArray::from(vec![format!("metrics-{}", &run_key[..16])])),
+            Arc::new(StringArray::from(vec![format!(
+                "metrics-{}",
+                &run_key[..16]
+            )])),
             Arc::new(StringArray::from(vec![chrono::Utc::now().to_rfc3339()])),
         ],
     )
@@ -244,10 +257,10 @@ fn run_table(run_key: &str) -> RecordBatch {
 }
 
 fn batch_digest(batch: &RecordBatch) -> String {
-    let mut text = String::new();
-    for c in batch.columns() {
-        text.push_str(&format!("{:?}", c.to_data()));
-    }
+    // The printed values, not the buffers: buffer layout can differ between equal batches.
+    let text = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(batch))
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     sha256_hex(text.as_bytes())
 }
 
@@ -337,9 +350,12 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
                     )
                 }
             };
-            let bad = first_column_values(&session.query(&sql).await.with_context(|| {
-                format!("{}: test {label} on {column}", m.path.display())
-            })?);
+            let bad = first_column_values(
+                &session
+                    .query(&sql)
+                    .await
+                    .with_context(|| format!("{}: test {label} on {column}", m.path.display()))?,
+            );
             if !bad.is_empty() {
                 failures.push(format!("{column}: {label} failed, e.g. {bad:?}"));
             }

@@ -112,8 +112,12 @@ pub fn comparison(lower: Option<f64>, upper: Option<f64>, comparator: Option<f64
 pub fn register_udfs(ctx: &SessionContext, confidence: f64) {
     let z = z_for(confidence);
     let udfs: Vec<ScalarUDF> = vec![
-        float_udf("wilson_lower", 2, move |a| wilson(a[0], a[1], z).map(|i| i.0)),
-        float_udf("wilson_upper", 2, move |a| wilson(a[0], a[1], z).map(|i| i.1)),
+        float_udf("wilson_lower", 2, move |a| {
+            wilson(a[0], a[1], z).map(|i| i.0)
+        }),
+        float_udf("wilson_upper", 2, move |a| {
+            wilson(a[0], a[1], z).map(|i| i.1)
+        }),
         float_udf("poisson_lower", 1, move |a| {
             poisson_count_limits(a[0], confidence).map(|i| i.0)
         }),
@@ -220,12 +224,18 @@ mod tests {
     fn poisson_limits_match_we5() {
         // SC-01: 180 referrals, Byar's 154.66 – 208.30; per 10,000 of 12,500: 123.7 – 166.6.
         let (l, u) = poisson_count_limits(180.0, 0.95).unwrap();
-        assert_eq!(((l * 100.0).round() / 100.0, (u * 100.0).round() / 100.0), (154.66, 208.30));
+        assert_eq!(
+            ((l * 100.0).round() / 100.0, (u * 100.0).round() / 100.0),
+            (154.66, 208.30)
+        );
         let rate = |c: f64| (c / 12_500.0 * 10_000.0 * 10.0).round() / 10.0;
         assert_eq!((rate(l), rate(u)), (123.7, 166.6));
         // SC-03: 4 children, exact limits 1.090 – 10.242; per 10,000 of 850: 12.8 – 120.5.
         let (l, u) = poisson_count_limits(4.0, 0.95).unwrap();
-        assert_eq!(((l * 1000.0).round() / 1000.0, (u * 1000.0).round() / 1000.0), (1.090, 10.242));
+        assert_eq!(
+            ((l * 1000.0).round() / 1000.0, (u * 1000.0).round() / 1000.0),
+            (1.090, 10.242)
+        );
         let rate = |c: f64| (c / 850.0 * 10_000.0 * 10.0).round() / 10.0;
         assert_eq!((rate(l), rate(u)), (12.8, 120.5));
         // x = 0: upper count 3.689, 43.4 per 10,000 of 850.
@@ -247,7 +257,10 @@ mod tests {
         let v = [17.0, 15.0, 16.0, 17.0, 15.0, 16.0, 12.0];
         let (sum, sq): (f64, f64) = (v.iter().sum(), v.iter().map(|x| x * x).sum());
         let (l, u) = mean_interval(7.0, sum, sq, z_for(0.95)).unwrap();
-        assert_eq!(((l * 10.0).round() / 10.0, (u * 10.0).round() / 10.0), (14.2, 16.7));
+        assert_eq!(
+            ((l * 10.0).round() / 10.0, (u * 10.0).round() / 10.0),
+            (14.2, 16.7)
+        );
         assert_eq!(mean_interval(1.0, 3.0, 9.0, 1.96), None);
     }
 

@@ -6,6 +6,7 @@ mod crash;
 mod external;
 mod ingest;
 mod lake;
+mod metrics;
 mod rules;
 mod support;
 mod xlsx;

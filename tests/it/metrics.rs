@@ -1,0 +1,671 @@
+//! The metric catalogue on the worked examples of metrics.md §9, built as real extracts,
+//! ingested by the shipped pipeline and computed by the shipped `sql/` project, plus the
+//! edge cases of §1.4 (a child turning five, a family member's attendance, an LSOA with no
+//! IoD decile, an empty centre).
+//!
+//! One fixture world holds every example; each lives in its own reach area or LSOA so the
+//! others do not disturb its counts:
+//! - WE1: reach area R1 = LSOA X (IDACI decile 6) + LSOA Y (decile 2), children C01–C10.
+//! - WE2 (ASQ-3, 27 months) and WE4 (new birth visits): children in LSOA Z (reach area R3).
+//! - Edge cases: reach area R2 = LSOA W, which has no IoD2019 row.
+//! - R4 is a centre whose reach area (LSOA V) has no children.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use arrow::array::{Array, RecordBatch};
+use earlystart::lake::Lake;
+use earlystart::metrics::run::{MetricOptions, run};
+use earlystart::metrics::session::{LakeSession, Limits};
+
+use crate::support::{project, run_nightly};
+
+/// A valid NHS number from a 9-digit stem (mod 11 check digit); stems giving 10 are skipped.
+fn nhs(stem: u32) -> String {
+    let mut stem = stem;
+    loop {
+        let digits: Vec<u32> = format!("{stem:09}")
+            .bytes()
+            .map(|b| (b - b'0') as u32)
+            .collect();
+        let sum: u32 = digits.iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+        let check = (11 - sum % 11) % 11;
+        if check != 10 {
+            return format!("{stem:09}{check}");
+        }
+        stem += 1;
+    }
+}
+
+struct Child {
+    id: &'static str,
+    dob: &'static str,
+    postcode: &'static str,
+    registered_at: Option<&'static str>,
+}
+
+const CHILDREN: &[Child] = &[
+    // WE1: C01–C05 and C07 in X, C05–C06 and C08–C10 in Y (C07 lives in X too).
+    Child {
+        id: "C01",
+        dob: "2022-05-01",
+        postcode: "XQ1 1AA",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C02",
+        dob: "2022-06-01",
+        postcode: "XQ1 1AA",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C03",
+        dob: "2022-07-01",
+        postcode: "XQ1 1AA",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C04",
+        dob: "2022-08-01",
+        postcode: "XQ1 1AA",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C05",
+        dob: "2022-09-01",
+        postcode: "XQ1 2BB",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C06",
+        dob: "2021-10-01",
+        postcode: "XQ1 2BB",
+        registered_at: Some("R1"),
+    },
+    Child {
+        id: "C07",
+        dob: "2021-11-01",
+        postcode: "XQ1 1AA",
+        registered_at: None,
+    },
+    Child {
+        id: "C08",
+        dob: "2021-12-01",
+        postcode: "XQ1 2BB",
+        registered_at: None,
+    },
+    Child {
+        id: "C09",
+        dob: "2023-01-01",
+        postcode: "XQ1 2BB",
+        registered_at: None,
+    },
+    Child {
+        id: "C10",
+        dob: "2023-02-01",
+        postcode: "XQ1 2BB",
+        registered_at: None,
+    },
+    // WE2: 27-month questionnaires in July 2024.
+    Child {
+        id: "A",
+        dob: "2022-04-10",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "B",
+        dob: "2022-04-11",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "C",
+        dob: "2022-04-12",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "D",
+        dob: "2022-04-13",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "E",
+        dob: "2022-04-14",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "F",
+        dob: "2022-04-15",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    // WE4: new birth visits.
+    Child {
+        id: "K1",
+        dob: "2024-06-01",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "K2",
+        dob: "2024-05-31",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "K3",
+        dob: "2024-07-15",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "K4",
+        dob: "2024-08-01",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "K5",
+        dob: "2024-08-31",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    Child {
+        id: "K6",
+        dob: "2024-09-01",
+        postcode: "XQ1 3CC",
+        registered_at: None,
+    },
+    // Edge cases in R2 (LSOA W, no IoD decile): G1 plain; G2 turns five on 2025-01-15;
+    // G3 never attends but a parent of the same family attends on three days.
+    Child {
+        id: "G1",
+        dob: "2022-03-01",
+        postcode: "XQ1 4DD",
+        registered_at: Some("R2"),
+    },
+    Child {
+        id: "G2",
+        dob: "2020-01-15",
+        postcode: "XQ1 4DD",
+        registered_at: Some("R2"),
+    },
+    Child {
+        id: "G3",
+        dob: "2023-03-01",
+        postcode: "XQ1 4DD",
+        registered_at: Some("R2"),
+    },
+];
+
+/// (child, dates) of own attendances; C03 and C04 have several rows on one date.
+const ATTENDANCES: &[(&str, &[&str])] = &[
+    (
+        "C01",
+        &[
+            "2024-04-10",
+            "2024-05-10",
+            "2024-06-10",
+            "2024-07-10",
+            "2024-08-10",
+        ],
+    ),
+    ("C02", &["2024-05-01", "2024-06-01", "2024-07-01"]),
+    (
+        "C03",
+        &["2024-05-02", "2024-05-02", "2024-06-02", "2024-07-02"],
+    ),
+    ("C04", &["2024-09-03", "2024-09-03", "2024-09-03"]),
+    ("C06", &["2024-02-20", "2024-10-01", "2024-11-01"]),
+    ("G1", &["2024-10-05"]),
+    ("G2", &["2024-10-06"]),
+];
+
+/// Days on which G3's parent (same family, not the child) attended.
+const PARENT_DAYS: &[&str] = &["2024-11-05", "2024-12-05", "2025-01-05"];
+
+fn child(id: &str) -> &'static Child {
+    CHILDREN.iter().find(|c| c.id == id).unwrap()
+}
+
+fn child_nhs(i: usize) -> String {
+    nhs(999_100_000 + (i as u32) * 7)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Writes the fixture world's extracts.
+fn write_world(dir: &Path) {
+    let mut chis = String::from(
+        "nhs_number,local_id,given_name,family_name,date_of_birth,sex,postcode,gp_practice,registered_from,registered_to\n",
+    );
+    let mut regs = String::from(
+        "person_id,family_id,centre_id,role,nhs_number,given_name,family_name,date_of_birth,sex,postcode,ethnicity,registration_date,lone_parent,teenage_parent,workless_household,disability,eal,father,other_flags\n",
+    );
+    let mut att = String::from(
+        "attendance_id,person_id,family_id,centre_id,activity_code,venue_type,session_date,duration_minutes\n",
+    );
+    for (i, c) in CHILDREN.iter().enumerate() {
+        let sex = if i % 2 == 0 { "female" } else { "male" };
+        let name = format!("CHILD{}", c.id);
+        writeln!(
+            chis,
+            "{},L{i:04},ANNA,{name},{},{sex},{},X00001,{},",
+            child_nhs(i),
+            c.dob,
+            c.postcode,
+            c.dob
+        )
+        .unwrap();
+        if let Some(centre) = c.registered_at {
+            writeln!(
+                regs,
+                "P{},F{},{centre},child,{},ANNA,{name},{},{sex},{},WBRI,2024-01-01,n,n,n,n,n,n,",
+                c.id,
+                c.id,
+                child_nhs(i),
+                c.dob,
+                c.postcode
+            )
+            .unwrap();
+        }
+    }
+    // G3's parent, registered in G3's family.
+    writeln!(
+        regs,
+        "PG3M,FG3,R2,parent,,MARY,CHILDG3,1995-01-01,female,XQ1 4DD,WBRI,2024-01-01,y,n,n,n,n,n,"
+    )
+    .unwrap();
+    let mut n = 0;
+    for (id, dates) in ATTENDANCES {
+        let c = child(id);
+        for d in *dates {
+            n += 1;
+            writeln!(
+                att,
+                "A{n:05},P{id},F{id},{},ACT1,centre,{d},60",
+                c.registered_at.unwrap()
+            )
+            .unwrap();
+        }
+    }
+    for d in PARENT_DAYS {
+        n += 1;
+        writeln!(att, "A{n:05},PG3M,FG3,R2,ACT1,centre,{d},60").unwrap();
+    }
+
+    // WE2: scores (comm, gm, fm, ps, p-s); E's communication has 3 items answered; F's is
+    // raw 20 from 4 items.
+    let mut asq = String::from(
+        "nhs_number,review_date,questionnaire_months,communication,gross_motor,fine_motor,problem_solving,personal_social,score_basis,communication_items\n",
+    );
+    for (id, scores, basis, items) in [
+        ("A", "45,50,40,45,50", "adjusted", ""),
+        ("B", "20,55,30,35,40", "adjusted", ""),
+        ("C", "30,25,50,40,45", "adjusted", ""),
+        ("D", "50,60,15,25,20", "adjusted", ""),
+        ("E", "15,40,35,45,30", "adjusted", "3"),
+        ("F", "20,40,40,40,40", "raw", "4"),
+    ] {
+        let i = CHILDREN.iter().position(|c| c.id == id).unwrap();
+        writeln!(
+            asq,
+            "{},2024-07-15,27,{scores},{basis},{items}",
+            child_nhs(i)
+        )
+        .unwrap();
+    }
+
+    // WE4: first face-to-face NBV per child; K5 only has a telephone NBV.
+    let mut hv = String::from(
+        "contact_id,nhs_number,contact_type,contact_date,face_to_face,feeding_status,service_level\n",
+    );
+    for (j, (id, date, f2f)) in [
+        ("K1", "2024-06-12", "true"),
+        ("K2", "2024-06-05", "true"),
+        ("K3", "2024-07-29", "true"),
+        ("K4", "2024-08-16", "true"),
+        ("K5", "2024-09-05", "false"),
+        ("K6", "2024-09-10", "true"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let i = CHILDREN.iter().position(|c| c.id == id).unwrap();
+        writeln!(hv, "H{j:04},{},NBV,{date},{f2f},,universal", child_nhs(i)).unwrap();
+    }
+
+    write(dir, "chis.csv", &chis);
+    write(dir, "registrations.csv", &regs);
+    write(dir, "attendances.csv", &att);
+    write(dir, "asq3.csv", &asq);
+    write(dir, "hv_contacts.csv", &hv);
+    write(
+        dir,
+        "activities.csv",
+        "activity_code,name,service_type,programme\nACT1,Stay and play,universal,\n",
+    );
+    let mut centres = String::from(
+        "centre_id,name,provider,early_help_area,lot,postcode,lat,lon,open_date,close_date,site_type\n",
+    );
+    for (i, c) in ["R1", "R2", "R3", "R4"].iter().enumerate() {
+        writeln!(
+            centres,
+            "{c},Centre {c},Provider,Area {},LOT{},XQ1 1AA,,,2010-04-01,,centre",
+            i % 2,
+            i % 2
+        )
+        .unwrap();
+    }
+    write(dir, "centres.csv", &centres);
+    write(
+        dir,
+        "reach_areas.csv",
+        "centre_id,lsoa_code\nR1,E01900001\nR1,E01900002\nR2,E01900004\nR3,E01900003\nR4,E01900005\n",
+    );
+    // LSOAs (2011 = 2021 codes): X E01900001, Y E01900002, Z E01900003, W E01900004,
+    // V E01900005.
+    write(
+        dir,
+        "reference/postcodes.csv",
+        "pcds,doterm,lsoa11,lsoa21,lat,long,usertype\n\
+         XQ1 1AA,,E01900001,E01900001,52.0,-1.5,0\n\
+         XQ1 2BB,,E01900002,E01900002,52.1,-1.4,0\n\
+         XQ1 3CC,,E01900003,E01900003,52.2,-1.3,0\n\
+         XQ1 4DD,,E01900004,E01900004,52.3,-1.2,0\n",
+    );
+    let mut lookup = String::from("LSOA11CD,LSOA11NM,LSOA21CD,LSOA21NM,CHGIND,LAD22CD,LAD22NM\n");
+    let mut population = String::from("LSOA 2021 Code,0,1,2,3,4\n");
+    for l in 1..=5 {
+        writeln!(
+            lookup,
+            "E0190000{l},L,E0190000{l},L,U,E06999999,Fixture county"
+        )
+        .unwrap();
+        writeln!(population, "E0190000{l},1,1,1,1,1").unwrap();
+    }
+    write(dir, "reference/lsoa_lookup.csv", &lookup);
+    write(dir, "reference/lsoa_population.csv", &population);
+    for (file, vintage) in [("iod2019_file7.csv", "2011"), ("iod2025_file7.csv", "2021")] {
+        let mut iod = format!(
+            "LSOA code ({vintage}),LSOA name ({vintage}),Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived),Index of Multiple Deprivation (IMD) Decile (where 1 is most deprived 10% of LSOAs),Income Deprivation Affecting Children Index (IDACI) Score (rate),Income Deprivation Affecting Children Index (IDACI) Rank (where 1 is most deprived),Income Deprivation Affecting Children Index (IDACI) Decile (where 1 is most deprived 10% of LSOAs)\n"
+        );
+        // W (E01900004) is a 2021 LSOA with no 2011 row: no decile in the IoD2019 vintage
+        // that the metrics use (reach areas are checked against IoD2025).
+        let lsoas: &[(u32, u32)] = if vintage == "2011" {
+            &[(1, 6), (2, 2), (3, 5), (5, 9)]
+        } else {
+            &[(1, 6), (2, 2), (3, 5), (4, 4), (5, 9)]
+        };
+        for &(l, decile) in lsoas {
+            writeln!(
+                iod,
+                "E0190000{l},L,{},{decile},0.1,{},{decile}",
+                decile * 3000,
+                decile * 3000
+            )
+            .unwrap();
+        }
+        write(dir, &format!("reference/{file}"), &iod);
+    }
+}
+
+/// metric_values of the fixture world, built once for every test of this module.
+fn world() -> &'static BTreeMap<String, (i64, i64, f64, Option<f64>, Option<f64>, String)> {
+    static WORLD: OnceLock<BTreeMap<String, (i64, i64, f64, Option<f64>, Option<f64>, String)>> =
+        OnceLock::new();
+    WORLD.get_or_init(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let extracts = dir.path().join("extracts");
+            write_world(&extracts);
+            let lake_path = dir.path().join("lake");
+            let summary = run_nightly(&extracts, &lake_path).await;
+            assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+            let lake = Lake::open(&lake_path.to_string_lossy()).unwrap();
+            let built = run(&lake, &project(), &MetricOptions::default())
+                .await
+                .unwrap();
+            assert!(!built.up_to_date);
+            assert!(built.tests_run > 20, "sidecar tests ran: {}", built.tests_run);
+            // Same inputs: nothing is recomputed.
+            let again = run(&lake, &project(), &MetricOptions::default())
+                .await
+                .unwrap();
+            assert!(again.up_to_date);
+            let session = LakeSession::open(&lake, Limits::default(), 0.95).await.unwrap();
+            let batches = session
+                .query(
+                    "select concat_ws('|', metric_id, period_type, cast(period_end as varchar), \
+                     geography_type, geography_code, breakdown_type, breakdown_value), \
+                     numerator, coalesce(denominator, -1), coalesce(value, -1.0), lower_95, upper_95, \
+                     quality_flags from metric_values",
+                )
+                .await
+                .unwrap();
+            collect(&batches)
+        })
+    })
+}
+
+type Row = (i64, i64, f64, Option<f64>, Option<f64>, String);
+
+fn collect(batches: &[RecordBatch]) -> BTreeMap<String, Row> {
+    use arrow::array::{AsArray, Float64Array, Int64Array};
+    use arrow::compute::cast;
+    use arrow::datatypes::DataType;
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let key = cast(b.column(0), &DataType::Utf8).unwrap();
+        let key = key.as_string::<i32>();
+        let ints = |i: usize| cast(b.column(i), &DataType::Int64).unwrap();
+        let floats = |i: usize| cast(b.column(i), &DataType::Float64).unwrap();
+        let (num, den) = (ints(1), ints(2));
+        let (num, den) = (
+            num.as_any().downcast_ref::<Int64Array>().unwrap(),
+            den.as_any().downcast_ref::<Int64Array>().unwrap(),
+        );
+        let (v, lo, hi) = (floats(3), floats(4), floats(5));
+        let f =
+            |a: &arrow::array::ArrayRef| a.as_any().downcast_ref::<Float64Array>().unwrap().clone();
+        let (v, lo, hi) = (f(&v), f(&lo), f(&hi));
+        let flags = cast(b.column(6), &DataType::Utf8).unwrap();
+        let flags = flags.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            out.insert(
+                key.value(i).to_string(),
+                (
+                    num.value(i),
+                    den.value(i),
+                    v.value(i),
+                    (!lo.is_null(i)).then(|| lo.value(i)),
+                    (!hi.is_null(i)).then(|| hi.value(i)),
+                    flags.value(i).to_string(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn r1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// Asserts numerator/denominator and the rounded value and interval of one row.
+fn check(key: &str, num: i64, den: i64, interval: Option<(f64, f64)>) {
+    let w = world();
+    let Some(row) = w.get(key) else {
+        let near: Vec<&String> = w
+            .keys()
+            .filter(|k| k.starts_with(key.split('|').next().unwrap()) && k.contains("|all|all"))
+            .take(60)
+            .collect();
+        panic!("no metric row {key}; some rows of that metric: {near:#?}");
+    };
+    assert_eq!((row.0, row.1), (num, den), "{key}");
+    if let Some((lo, hi)) = interval {
+        assert_eq!(
+            (r1(row.3.unwrap()), r1(row.4.unwrap())),
+            (lo, hi),
+            "{key} interval"
+        );
+    }
+}
+
+const WE1: &str = "rolling12|2025-03-31|reach_area|R1";
+
+#[test]
+fn we1_reach_in_a_ten_child_reach_area() {
+    check(
+        &format!("REACH-01|{WE1}|all|all"),
+        6,
+        10,
+        Some((31.3, 83.2)),
+    );
+    check(
+        &format!("REACH-02|{WE1}|all|all"),
+        5,
+        10,
+        Some((23.7, 76.3)),
+    );
+    check(
+        &format!("REACH-03|{WE1}|all|all"),
+        3,
+        10,
+        Some((10.8, 60.3)),
+    );
+    check(
+        &format!("REACH-03R|{WE1}|all|all"),
+        3,
+        6,
+        Some((18.8, 81.2)),
+    );
+    check(
+        &format!("REACH-01|{WE1}|deprivation|most_deprived_30"),
+        2,
+        5,
+        Some((11.8, 76.9)),
+    );
+    check(
+        &format!("REACH-01|{WE1}|deprivation|other"),
+        4,
+        5,
+        Some((37.6, 96.4)),
+    );
+    check(
+        &format!("REACH-03|{WE1}|deprivation|most_deprived_30"),
+        0,
+        5,
+        Some((0.0, 43.4)),
+    );
+    check(&format!("REACH-05|{WE1}|all|all"), 4, 5, Some((37.6, 96.4)));
+    // The financial year 2024-25 is the same window.
+    check("REACH-03|fy|2025-03-31|reach_area|R1|all|all", 3, 10, None);
+    // Registration only for quarters.
+    check(
+        "REACH-01|quarter|2025-03-31|reach_area|R1|all|all",
+        6,
+        10,
+        None,
+    );
+    assert!(!world().contains_key("REACH-02|quarter|2025-03-31|reach_area|R1|all|all"));
+    // REACH-06: of the 5 children seen at R1, all live in its reach area.
+    check(
+        "REACH-06|rolling12|2025-03-31|centre|R1|all|all",
+        5,
+        5,
+        None,
+    );
+}
+
+#[test]
+fn we2_asq3_domains_and_all_five() {
+    let k = |m: &str| format!("{m}|quarter|2024-09-30|reach_area|R3|all|all");
+    check(&k("SR-01"), 4, 5, Some((37.6, 96.4)));
+    check(&k("SR-02"), 5, 6, Some((43.6, 97.0)));
+    check(&k("SR-03"), 5, 6, None);
+    check(&k("SR-04"), 5, 6, None);
+    check(&k("SR-05"), 5, 6, None);
+    check(&k("SR-06"), 2, 5, Some((11.8, 76.9)));
+    // None of them engaged with a centre: the gap has no engaged group.
+    check(
+        "SR-06|quarter|2024-09-30|reach_area|R3|engagement|not_registered_or_unlinked",
+        2,
+        5,
+        None,
+    );
+}
+
+#[test]
+fn we4_new_birth_visits_by_cohort_age() {
+    let k = |m: &str| format!("{m}|quarter|2024-09-30|reach_area|R3|all|all");
+    check(&k("HV-02"), 2, 4, Some((15.0, 85.0)));
+    check(&k("HV-03"), 1, 4, Some((4.6, 69.9)));
+    // K2 reached 30 days in Q1, K6 in Q3.
+    check("HV-02|quarter|2024-06-30|reach_area|R3|all|all", 1, 1, None);
+}
+
+#[test]
+fn edge_cases_of_the_readings() {
+    // G2 turned five on 2025-01-15: in the quarter ending 2024-12-31, not in 2025-03-31.
+    check(
+        "REACH-01|quarter|2024-12-31|reach_area|R2|all|all",
+        3,
+        3,
+        None,
+    );
+    check(
+        "REACH-01|quarter|2025-03-31|reach_area|R2|all|all",
+        2,
+        2,
+        None,
+    );
+    // G3's parent attended on three days: G3 is sustained; G1 was seen once.
+    check(
+        "REACH-03|rolling12|2025-03-31|reach_area|R2|all|all",
+        1,
+        2,
+        None,
+    );
+    check(
+        "REACH-02|rolling12|2025-03-31|reach_area|R2|all|all",
+        2,
+        2,
+        None,
+    );
+    // LSOA W has no IoD decile: its children are in band `unknown`, never dropped.
+    check(
+        "REACH-01|rolling12|2025-03-31|reach_area|R2|deprivation|unknown",
+        2,
+        2,
+        None,
+    );
+    // The lone-parent flag of G3's parent puts G3 (and only G3) in LONE_PARENT.
+    check(
+        "REACH-04|rolling12|2025-03-31|reach_area|R2|target_group|LONE_PARENT",
+        1,
+        1,
+        None,
+    );
+    // R4's reach area has no children: no reach rows for it, and nothing fails.
+    assert!(!world().keys().any(|k| k.contains("|reach_area|R4|")));
+    // The deployment total at 2025-03-31: 24 children under five (G2 is five), 8 of them
+    // registered (C01–C06, G1, G3).
+    check(
+        "REACH-01|rolling12|2025-03-31|deployment|ALL|all|all",
+        8,
+        24,
+        None,
+    );
+}
