@@ -180,7 +180,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                         ..Limits::default()
                     },
                 };
-                run_metrics(&cli.project, &Lake::open(&lake)?, &opts).await
+                run_metrics(&cli.project, &Lake::open(&lake)?, &opts, true).await
             }
             Command::Sql {
                 lake,
@@ -232,24 +232,53 @@ pub async fn run_pipeline(
     };
     let summary = pipeline::run(&pipeline, &opts).await?;
     println!("{}", summary.render());
-    Ok(summary.exit_code())
+    let mut code = summary.exit_code();
+    if !pipeline.sql.is_empty() {
+        let metrics = MetricOptions {
+            select: pipeline.sql.clone(),
+            ..MetricOptions::default()
+        };
+        // The ingest is committed either way; failed metrics leave last night's figures.
+        if let Err(e) = run_metrics(project, &opts.lake, &metrics, false).await {
+            eprintln!(
+                "error: the metric run failed; the previous metric tables are unchanged: {e:#}"
+            );
+            code = 2;
+        }
+    }
+    Ok(code)
 }
 
-/// Builds the metric catalogue and prints what was built.
-pub async fn run_metrics(project: &Path, lake: &Lake, opts: &MetricOptions) -> Result<i32> {
+/// Builds the metric catalogue and prints what was built: a table of models when
+/// `detailed`, one line otherwise (inside a pipeline run).
+pub async fn run_metrics(
+    project: &Path,
+    lake: &Lake,
+    opts: &MetricOptions,
+    detailed: bool,
+) -> Result<i32> {
     let run = crate::metrics::run::run(lake, project, opts).await?;
     if run.up_to_date {
-        println!("Metrics are up to date (no input changed since the last build).");
+        println!("Metrics: up to date (no input changed since the last build).");
         return Ok(0);
     }
-    let mut t = comfy_table::Table::new();
-    t.set_header(["model", "rows", "seconds"]);
-    for (name, rows, secs) in &run.models {
-        t.add_row([name.clone(), rows.to_string(), format!("{secs:.2}")]);
+    if detailed {
+        let mut t = comfy_table::Table::new();
+        t.set_header(["model", "rows", "seconds"]);
+        for (name, rows, secs) in &run.models {
+            t.add_row([name.clone(), rows.to_string(), format!("{secs:.2}")]);
+        }
+        println!("{t}");
     }
-    println!("{t}");
+    let values = run
+        .models
+        .iter()
+        .find(|m| m.0 == "metric_values")
+        .map_or(0, |m| m.1);
+    let secs: f64 = run.models.iter().map(|m| m.2).sum();
     println!(
-        "{} models built, {} data tests passed; published under metrics/ in {}",
+        "Metrics: {} models built in {secs:.1} s, {} data tests passed, {values} metric values; \
+         published under metrics/ in {}",
         run.models.len(),
         run.tests_run,
         lake.root()
@@ -278,6 +307,11 @@ async fn sql(
         (None, None) => None,
     };
     match script {
+        Some((text, _)) if text.trim_start().starts_with('\\') => {
+            let docs = crate::sqlshell::TableDocs::load(project, &session);
+            crate::sqlshell::meta_command(&session, &docs, text.trim(), &mut std::io::stdout())
+                .await?;
+        }
         Some((text, origin)) => {
             crate::sqlshell::run_script(&session, &text, &origin, format, output.as_deref())
                 .await?;
@@ -352,8 +386,11 @@ async fn demo(project: &Path, dir: &Path) -> Result<i32> {
     )
     .await?;
     println!(
-        "Extracts: {}\nLake:     {} (Delta tables under curated/ and ops/; read them with any Delta reader)",
+        "Extracts: {}\nLake:     {} (Delta tables under curated/, ops/ and metrics/; read them with any Delta reader)\n\
+         Query:    earlystart sql --lake {} -c \"select metric_id, period_end, geography_code, value \
+         from metric_values where period_type = 'fy' and geography_type = 'deployment' and breakdown_type = 'all'\"",
         extracts.display(),
+        lake.display(),
         lake.display()
     );
     Ok(code)

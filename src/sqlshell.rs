@@ -32,10 +32,10 @@ pub enum Format {
 /// One statement of a script, with the line it starts on.
 #[derive(Debug, Clone)]
 pub struct ScriptStatement {
-    /// 1-based line of the statement's first token in its file.
+    /// 1-based line of the statement's first token in its file (0 when unknown).
     pub line: u64,
-    /// The statement as SQL text.
-    pub sql: String,
+    /// The parsed statement.
+    pub statement: Statement,
 }
 
 /// Splits a script into statements, with their lines. A parse error names `origin` and the
@@ -48,15 +48,12 @@ pub fn split_script(text: &str, origin: &str) -> Result<Vec<ScriptStatement>> {
         .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     Ok(statements
         .into_iter()
-        .map(|s| {
-            let line = match &s {
+        .map(|statement| {
+            let line = match &statement {
                 Statement::Statement(inner) => inner.span().start.line,
                 _ => 0,
             };
-            ScriptStatement {
-                line,
-                sql: s.to_string(),
-            }
+            ScriptStatement { line, statement }
         })
         .collect())
 }
@@ -88,8 +85,12 @@ pub async fn run_script(
         } else {
             origin.to_string()
         };
+        let df = session
+            .plan_statement(s.statement)
+            .await
+            .with_context(|| format!("{at}: the statement failed"))?;
         let batches = session
-            .query(&s.sql)
+            .collect(df)
             .await
             .with_context(|| format!("{at}: the statement failed"))?;
         match (format, output) {

@@ -13,6 +13,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
 use object_store::path::Path as ObjectPath;
 
 use crate::lake::Lake;
@@ -100,21 +101,18 @@ impl LakeSession {
 
     /// Plans a statement read-only: no DDL, DML, COPY or SET, and no URL tables.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        self.ctx.sql_with_options(sql, options).await.map_err(|e| {
-            let text = e.to_string();
-            if text.contains("not supported") {
-                anyhow::anyhow!(
-                    "{text}: the session is read-only (SELECT, WITH, EXPLAIN, SHOW and \
-                     DESCRIBE only); write results with --format csv|json|parquet --output FILE"
-                )
-            } else {
-                anyhow::Error::new(e)
-            }
-        })
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(read_only_error)
+    }
+
+    /// Plans an already parsed statement read-only (as [`LakeSession::plan`]).
+    pub async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        read_only().verify_plan(&plan).map_err(read_only_error)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Runs a read-only query to completion within the session's time limit.
@@ -151,4 +149,23 @@ pub async fn list_tables(lake: &Lake, area: &str) -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn read_only_error(e: datafusion::error::DataFusionError) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("not supported") {
+        anyhow::anyhow!(
+            "{text}: the session is read-only (SELECT, WITH, EXPLAIN, SHOW and DESCRIBE only); \
+             write results with --format csv|json|parquet --output FILE"
+        )
+    } else {
+        anyhow::Error::new(e)
+    }
 }

@@ -8,5 +8,6 @@ mod ingest;
 mod lake;
 mod metrics;
 mod rules;
+mod sql;
 mod support;
 mod xlsx;

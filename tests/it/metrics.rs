@@ -419,11 +419,11 @@ fn write_world(dir: &Path) {
     }
 }
 
-/// metric_values of the fixture world, built once for every test of this module.
-fn world() -> &'static BTreeMap<String, (i64, i64, f64, Option<f64>, Option<f64>, String)> {
-    static WORLD: OnceLock<BTreeMap<String, (i64, i64, f64, Option<f64>, Option<f64>, String)>> =
-        OnceLock::new();
-    WORLD.get_or_init(|| {
+/// The fixture world's lake: ingested by the nightly pipeline and built by the metric run
+/// (twice: the second run must find nothing to do). Kept for the whole test binary.
+pub fn world_lake() -> &'static Path {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
@@ -437,19 +437,38 @@ fn world() -> &'static BTreeMap<String, (i64, i64, f64, Option<f64>, Option<f64>
                 .await
                 .unwrap();
             assert!(!built.up_to_date);
-            assert!(built.tests_run > 20, "sidecar tests ran: {}", built.tests_run);
-            // Same inputs: nothing is recomputed.
+            assert!(
+                built.tests_run > 100,
+                "sidecar tests ran: {}",
+                built.tests_run
+            );
             let again = run(&lake, &project(), &MetricOptions::default())
                 .await
                 .unwrap();
-            assert!(again.up_to_date);
+            assert!(again.up_to_date, "same inputs: nothing is recomputed");
+            dir
+        })
+    })
+    .path()
+    .join("lake")
+    .leak()
+}
+
+/// metric_values of the fixture world by key.
+fn world() -> &'static BTreeMap<String, Row> {
+    static WORLD: OnceLock<BTreeMap<String, Row>> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let path = world_lake();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let lake = Lake::open(&path.to_string_lossy()).unwrap();
             let session = LakeSession::open(&lake, Limits::default(), 0.95).await.unwrap();
             let batches = session
                 .query(
                     "select concat_ws('|', metric_id, period_type, cast(period_end as varchar), \
                      geography_type, geography_code, breakdown_type, breakdown_value), \
                      numerator, coalesce(denominator, -1), coalesce(value, -1.0), lower_95, upper_95, \
-                     quality_flags from metric_values",
+                     comparison from metric_values",
                 )
                 .await
                 .unwrap();

@@ -1,0 +1,164 @@
+//! `earlystart sql` as an analyst uses it, on the metric fixture world: one-shot queries
+//! in every output format, scripts with errors located by line, `\d` with the sidecar docs,
+//! and a read-only session that refuses every write, file access and setting change.
+
+use std::process::{Command, Output};
+
+use crate::metrics::world_lake;
+
+fn sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_earlystart"))
+        .arg("--project")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(["sql", "--lake"])
+        .arg(world_lake())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const R1: &str = "select numerator, denominator from metric_values where metric_id = 'REACH-01' \
+    and period_type = 'rolling12' and period_end = date '2025-03-31' \
+    and geography_type = 'reach_area' and geography_code = 'R1' and breakdown_type = 'all'";
+
+#[test]
+fn one_shot_queries_in_every_format() {
+    assert_eq!(
+        stdout(&sql(&["-c", R1, "--format", "csv"])),
+        "numerator,denominator\n6,10\n"
+    );
+    assert_eq!(
+        stdout(&sql(&["-c", R1, "--format", "json"])),
+        "{\"numerator\":6,\"denominator\":10}\n"
+    );
+    let table = stdout(&sql(&["-c", R1]));
+    assert!(table.contains("| 6         | 10          |"), "{table}");
+    assert!(table.contains("(1 row)"), "{table}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r1.parquet");
+    stdout(&sql(&[
+        "-c",
+        R1,
+        "--format",
+        "parquet",
+        "-o",
+        file.to_str().unwrap(),
+    ]));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 6         | 10          |"), "{text}");
+}
+
+#[test]
+fn scripts_run_every_statement_and_name_the_failing_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.sql");
+    std::fs::write(
+        &file,
+        "-- an analyst's file\nselect count(*) as n from stg_children;\n\nselect no_such_column\nfrom registrations;\n",
+    )
+    .unwrap();
+    let out = sql(&["-f", file.to_str().unwrap(), "--format", "csv"]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n25\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mine.sql:4: the statement failed"), "{err}");
+    assert!(err.contains("no_such_column"), "{err}");
+
+    let out = sql(&["-c", "select 1;\nselec 2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Line: 2"));
+}
+
+#[test]
+fn backslash_d_lists_tables_and_documented_columns() {
+    let list = stdout(&sql(&["-c", "\\d"]));
+    for line in [
+        "| registrations",
+        "| metric_values",
+        "| quarantine",
+        "| stg_residence",
+    ] {
+        if line == "| quarantine" {
+            continue; // created only when a row is quarantined
+        }
+        assert!(list.contains(line), "{line} missing from\n{list}");
+    }
+    assert!(
+        list.contains("Every metric value in the layout of metrics.md"),
+        "{list}"
+    );
+    let cols = stdout(&sql(&["-c", "\\d metric_values"]));
+    assert!(cols.contains("| ci_method"), "{cols}");
+    assert!(
+        cols.contains("wilson, byar, exact_poisson, newcombe or none"),
+        "{cols}"
+    );
+}
+
+#[test]
+fn the_session_is_read_only() {
+    for statement in [
+        "create table x as select 1",
+        "create view v as select 1",
+        "create external table t stored as csv location '/etc/passwd'",
+        "insert into registrations select * from registrations",
+        "delete from registrations",
+        "drop table registrations",
+        "copy (select 1) to '/tmp/earlystart-copy.csv'",
+        "set datafusion.execution.target_partitions = 1",
+        "select * from '/etc/passwd'",
+    ] {
+        let out = sql(&["-c", statement]);
+        assert!(!out.status.success(), "{statement} was allowed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("read-only") || err.contains("not found"),
+            "{statement}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/earlystart-copy.csv").exists());
+}
+
+#[test]
+fn queries_are_limited_in_time_and_spill_under_the_memory_limit() {
+    let out = sql(&[
+        "--timeout",
+        "1",
+        "-c",
+        "select count(*) from generate_series(1, 5000000000)",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("query cancelled after 1 s"));
+    // A million groups under an 8 MiB pool: the aggregate spills (about 23 MB) and completes.
+    let out = sql(&[
+        "--memory-limit",
+        "8MiB",
+        "--format",
+        "csv",
+        "-c",
+        "select count(*) as groups from (select value % 1000003 as k, count(*) from \
+         generate_series(1, 3000000) group by 1)",
+    ]);
+    assert_eq!(stdout(&out), "groups\n1000003\n");
+}
