@@ -48,6 +48,9 @@ enum Command {
         /// Run date used as the as-at date of run_date sources (YYYY-MM-DD; default today).
         #[arg(long)]
         as_at: Option<chrono::NaiveDate>,
+        /// Ingest only: skip the pipeline's SQL models.
+        #[arg(long)]
+        no_metrics: bool,
     },
     /// Check every pipeline file and report all errors as file:line:col.
     Validate,
@@ -148,9 +151,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                 extracts,
                 lake,
                 as_at,
+                no_metrics,
             } => {
                 let key = Pseudonymiser::from_env()?;
-                run_pipeline(&cli.project, &pipeline, extracts, &lake, as_at, key, "cli").await
+                let run = PipelineRun {
+                    extracts,
+                    as_at,
+                    trigger: "cli",
+                    metrics: !no_metrics,
+                };
+                run_pipeline(&cli.project, &pipeline, &lake, key, run).await
             }
             Command::Validate => validate(&cli.project),
             Command::Generate {
@@ -202,15 +212,25 @@ pub fn run(cli: Cli) -> Result<i32> {
     })
 }
 
+/// How a pipeline is run once.
+pub struct PipelineRun<'a> {
+    /// Extracts folder (overrides the pipeline's).
+    pub extracts: Option<PathBuf>,
+    /// As-at date of run_date sources.
+    pub as_at: Option<chrono::NaiveDate>,
+    /// What started the run (recorded in ops/runs).
+    pub trigger: &'a str,
+    /// Whether to build the pipeline's SQL models after the ingest.
+    pub metrics: bool,
+}
+
 /// Runs one pipeline and prints its summary; returns the exit code.
 pub async fn run_pipeline(
     project: &Path,
     name: &str,
-    extracts: Option<PathBuf>,
     lake: &str,
-    as_at: Option<chrono::NaiveDate>,
     key: Pseudonymiser,
-    trigger: &str,
+    run: PipelineRun<'_>,
 ) -> Result<i32> {
     let pipeline = crate::config::load(project, name).map_err(|errs| {
         anyhow::anyhow!(
@@ -223,17 +243,17 @@ pub async fn run_pipeline(
     })?;
     let opts = RunOptions {
         project: project.to_path_buf(),
-        extracts,
+        extracts: run.extracts,
         lake: Lake::open(lake)?,
-        as_at,
+        as_at: run.as_at,
         pseudonymiser: key,
-        trigger: trigger.into(),
+        trigger: run.trigger.into(),
         progress: std::io::stderr().is_terminal(),
     };
     let summary = pipeline::run(&pipeline, &opts).await?;
     println!("{}", summary.render());
     let mut code = summary.exit_code();
-    if !pipeline.sql.is_empty() {
+    if run.metrics && !pipeline.sql.is_empty() {
         let metrics = MetricOptions {
             select: pipeline.sql.clone(),
             ..MetricOptions::default()
@@ -378,11 +398,14 @@ async fn demo(project: &Path, dir: &Path) -> Result<i32> {
     let code = run_pipeline(
         project,
         "nightly",
-        Some(extracts.clone()),
         &lake.to_string_lossy(),
-        Some(generate::AS_AT),
         Pseudonymiser::demo(),
-        "demo",
+        PipelineRun {
+            extracts: Some(extracts.clone()),
+            as_at: Some(generate::AS_AT),
+            trigger: "demo",
+            metrics: true,
+        },
     )
     .await?;
     println!(

@@ -1,14 +1,25 @@
 -- One row per child known to the child health register (the population basis of the
 -- metrics), with date of birth and sex from the register and ethnicity from the child's
 -- centre registration when there is one (the register carries none).
-with register as (
+with latest as (
     select
         child_key,
-        min(date_of_birth) as date_of_birth,
-        -- the latest row's sex: registers correct records over time
-        last_value(sex order by registered_from) as sex
+        date_of_birth,
+        sex,
+        -- the latest row wins: registers correct records over time
+        row_number() over (
+            partition by child_key order by registered_from desc nulls last, sex
+        ) as recency
     from stg_chis_rows
-    group by child_key
+),
+
+register as (
+    select
+        child_key,
+        date_of_birth,
+        sex
+    from latest
+    where recency = 1
 ),
 
 ethnicity as (
