@@ -200,6 +200,12 @@ impl MetricParams {
             &self.population.source,
             &["chis", "ons_mye"],
         )?;
+        if self.population.source == "ons_mye" {
+            bail!(
+                "population.source = \"ons_mye\" (aggregate ONS denominators) is not implemented \
+                 yet; use \"chis\""
+            );
+        }
         one_of(
             "deprivation.index",
             &self.deprivation.index,
@@ -311,6 +317,13 @@ mod tests {
         assert_eq!(p.reach.contact_unit, "session_day");
         assert_eq!(p.deprivation.most_deprived_deciles, vec![1, 2, 3]);
         assert_eq!(p.to_batch().num_rows(), 1);
+        let ons: MetricParams = toml::from_str("[population]\nsource = \"ons_mye\"\n").unwrap();
+        assert!(
+            ons.check()
+                .unwrap_err()
+                .to_string()
+                .contains("not implemented")
+        );
         let bad: MetricParams = toml::from_str("[reach]\ncontact_unit = \"visits\"\n").unwrap();
         assert!(
             bad.check()

@@ -92,3 +92,20 @@ fn validate_reports_errors_with_locations() {
         "{stdout}"
     );
 }
+
+#[test]
+fn metric_docs_are_generated_from_the_catalogue_and_up_to_date() {
+    let out = earlystart().args(["docs", "--check"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "docs/metrics.md is stale: run `earlystart docs`\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    for id in ["REACH-01", "SR-06", "HV-02", "DQ-03"] {
+        assert!(text.contains(&format!("### {id} — ")), "{id} undocumented");
+    }
+    assert!(text.contains("| `ci_method` |"));
+}

@@ -688,3 +688,49 @@ fn edge_cases_of_the_readings() {
         None,
     );
 }
+
+#[test]
+fn models_without_statistics_plan_on_plain_datafusion() {
+    // The shipped SQL must run unchanged in datafusion-cli where it uses no custom function:
+    // every model but the mart plans in a session with no UDFs registered.
+    let path = world_lake();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let lake = Lake::open(&path.to_string_lossy()).unwrap();
+        let plain = datafusion::prelude::SessionContext::new();
+        for area in earlystart::metrics::session::AREAS {
+            for t in earlystart::metrics::session::list_tables(&lake, area)
+                .await
+                .unwrap()
+            {
+                let _ = lake.register(&plain, area, &t, &t).await.unwrap();
+            }
+        }
+        let project =
+            earlystart::metrics::project::Project::load(&project().join("sql"), &plain).unwrap();
+        for m in &project.models {
+            let planned = plain.sql(&m.sql).await;
+            if m.name == "metric_values" {
+                let err = planned.err().expect("the mart uses the statistics UDFs");
+                assert!(err.to_string().contains("wilson"), "{err}");
+            } else {
+                planned.unwrap_or_else(|e| panic!("{} needs more than DataFusion: {e}", m.name));
+            }
+        }
+    });
+}
+
+#[test]
+fn areas_are_compared_with_the_deployment_value() {
+    // Deployment REACH-01 at 2025-03-31 is 8/24 = 33.3%. R1 (6/10, 31.3 – 83.2) is similar;
+    // R3 (none of its 12 children registered, 0.0 – 24.2) is significantly lower.
+    assert_eq!(world()[&format!("REACH-01|{WE1}|all|all")].5, "similar");
+    let r3 = &world()["REACH-01|rolling12|2025-03-31|reach_area|R3|all|all"];
+    assert_eq!((r3.0, r3.1, r3.5.as_str()), (0, 12, "significantly_lower"));
+    assert_eq!((r1(r3.3.unwrap()), r1(r3.4.unwrap())), (0.0, 24.2));
+    // The deployment itself has no comparator.
+    assert_eq!(
+        world()["REACH-01|rolling12|2025-03-31|deployment|ALL|all|all"].5,
+        "not_compared"
+    );
+}
