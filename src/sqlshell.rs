@@ -193,6 +193,15 @@ const LAKE_TABLE_DOCS: &[(&str, &str)] = &[
     ("rejected_files", "Files rejected whole (F rules)"),
     ("file_loads", "Every file seen by every run"),
     ("runs", "One row per pipeline run"),
+    (
+        "metric_params",
+        "The tunables of sql/metrics.toml used by the last metric run",
+    ),
+    (
+        "metric_catalogue",
+        "sql/catalogue.toml: every metric's definition, unit and polarity",
+    ),
+    ("metric_run", "Id and time of the last metric run"),
 ];
 
 impl TableDocs {

@@ -162,3 +162,39 @@ fn queries_are_limited_in_time_and_spill_under_the_memory_limit() {
     ]);
     assert_eq!(stdout(&out), "groups\n1000003\n");
 }
+
+#[test]
+fn the_prompt_takes_multi_line_statements_and_keeps_history() {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_earlystart"))
+        .arg("--project")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(["sql", "--lake"])
+        .arg(world_lake())
+        .env("HOME", home.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select count(*) as children\n  from stg_children;\nselect nonsense;\n\\d metric_catalogue\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("| 25       |"), "{text}");
+    assert!(
+        text.contains("metric_catalogue: sql/catalogue.toml"),
+        "{text}"
+    );
+    // A bad statement reports and the prompt carries on.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+    let history = std::fs::read_to_string(home.path().join(".earlystart_sql_history")).unwrap();
+    assert!(history.contains("from stg_children;"), "{history}");
+}
