@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::generate::{self, Scale};
 use crate::identity::Pseudonymiser;
 use crate::lake::Lake;
+use crate::lake::lease::LeaseError;
 use crate::metrics::run::MetricOptions;
 use crate::metrics::session::{LakeSession, Limits};
 use crate::pipeline::{self, RunOptions};
@@ -241,10 +242,27 @@ pub async fn run_pipeline(
                 .join("\n")
         )
     })?;
+    let lake = Lake::open(lake)?;
+    // One run of a pipeline at a time, across processes and machines sharing the lake.
+    let lease = match lake
+        .acquire_lease(
+            name,
+            &format!("earlystart run {name} ({})", run.trigger),
+            lease_ttl(),
+        )
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e @ LeaseError::Held { .. }) => {
+            eprintln!("{e}");
+            return Ok(EXIT_LOCKED);
+        }
+        Err(LeaseError::Storage(e)) => return Err(e.context("cannot take the pipeline's lease")),
+    };
     let opts = RunOptions {
         project: project.to_path_buf(),
         extracts: run.extracts,
-        lake: Lake::open(lake)?,
+        lake,
         as_at: run.as_at,
         pseudonymiser: key,
         trigger: run.trigger.into(),
@@ -266,7 +284,22 @@ pub async fn run_pipeline(
             code = 2;
         }
     }
+    lease.release().await?;
     Ok(code)
+}
+
+/// Exit code of a run that found another run of the same pipeline in progress (EX_TEMPFAIL:
+/// nothing was done; cron or the scheduler simply tries again at the next slot).
+pub const EXIT_LOCKED: i32 = 75;
+
+/// How long a silent lease holder is presumed alive (`EARLYSTART_LEASE_TTL_SECS`, default
+/// 600 s). Heartbeats renew it every third of that while a run goes on.
+fn lease_ttl() -> std::time::Duration {
+    let secs = std::env::var("EARLYSTART_LEASE_TTL_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
 }
 
 /// Builds the metric catalogue and prints what was built: a table of models when

@@ -16,7 +16,8 @@
 //! ingest commit carries a Delta application transaction `earlystart/<table>/<sha256>`; a
 //! file already committed is found by that id and not written again (I001).
 
-pub mod s3;
+pub mod lease;
+mod s3;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,6 +6,7 @@ mod crash;
 mod external;
 mod ingest;
 mod lake;
+mod lease;
 mod metrics;
 mod rules;
 mod sql;
