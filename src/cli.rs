@@ -115,6 +115,33 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run every scheduled pipeline on its cron schedule until SIGTERM or Ctrl-C.
+    Serve {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Folder of extracts (overrides each pipeline's extracts_dir).
+        #[arg(long)]
+        extracts: Option<PathBuf>,
+    },
+    /// List recent runs from the lake's run history.
+    Runs {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Only this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show each pipeline's last run, whether one is running, and when it is next due.
+    Status {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+    },
     /// Measure ingest throughput on generated data, beside DuckDB when it is installed.
     Bench {
         /// Size of the synthetic area.
@@ -191,7 +218,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                         ..Limits::default()
                     },
                 };
-                run_metrics(&cli.project, &Lake::open(&lake)?, &opts, true).await
+                run_metrics(&cli.project, &Lake::open(&lake)?, &opts, true)
+                    .await
+                    .map(|_| 0)
             }
             Command::Sql {
                 lake,
@@ -209,6 +238,24 @@ pub fn run(cli: Cli) -> Result<i32> {
                 sql(&cli.project, &lake, command, file, format, output, limits).await
             }
             Command::Docs { check } => docs(&cli.project, check),
+            Command::Serve { lake, extracts } => serve(&cli.project, lake, extracts).await,
+            Command::Runs {
+                lake,
+                pipeline,
+                limit,
+            } => {
+                let text =
+                    crate::history::runs(&Lake::open(&lake)?, pipeline.as_deref(), limit).await?;
+                println!("{text}");
+                Ok(0)
+            }
+            Command::Status { lake } => {
+                let text =
+                    crate::history::status(&cli.project, &Lake::open(&lake)?, chrono::Utc::now())
+                        .await?;
+                println!("{text}");
+                Ok(0)
+            }
         }
     })
 }
@@ -268,7 +315,26 @@ pub async fn run_pipeline(
         trigger: run.trigger.into(),
         progress: std::io::stderr().is_terminal(),
     };
-    let summary = pipeline::run(&pipeline, &opts).await?;
+    let started = chrono::Utc::now();
+    let mut summary = match pipeline::run(&pipeline, &opts).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Failed before the end: record that it failed and why (best effort: the lake
+            // itself may be what failed), then give the lease back.
+            let mut failed = pipeline::RunSummary::new(
+                &pipeline::new_run_id(started),
+                name,
+                run.trigger,
+                started,
+            );
+            failed.fail(&e);
+            if let Err(record) = pipeline::record_run(&opts.lake, &failed).await {
+                tracing::warn!(error = %record, "Could not record the failed run.");
+            }
+            lease.release().await?;
+            return Err(e);
+        }
+    };
     println!("{}", summary.render());
     let mut code = summary.exit_code();
     if run.metrics && !pipeline.sql.is_empty() {
@@ -276,16 +342,73 @@ pub async fn run_pipeline(
             select: pipeline.sql.clone(),
             ..MetricOptions::default()
         };
+        let step = std::time::Instant::now();
         // The ingest is committed either way; failed metrics leave last night's figures.
-        if let Err(e) = run_metrics(project, &opts.lake, &metrics, false).await {
-            eprintln!(
-                "error: the metric run failed; the previous metric tables are unchanged: {e:#}"
-            );
-            code = 2;
+        match run_metrics(project, &opts.lake, &metrics, false).await {
+            Ok(detail) => summary.step("metrics", "ok", step, detail),
+            Err(e) => {
+                eprintln!(
+                    "error: the metric run failed; the previous metric tables are unchanged: {e:#}"
+                );
+                summary.step("metrics", "failed", step, format!("{e:#}"));
+                summary.error = Some(format!("metrics: {e:#}"));
+                code = 2;
+            }
         }
+        summary.finish();
     }
+    pipeline::record_run(&opts.lake, &summary).await?;
     lease.release().await?;
     Ok(code)
+}
+
+/// Runs pipelines when they are due, each through [`run_pipeline`] (so with its lease).
+struct ScheduledRunner {
+    project: PathBuf,
+    lake: String,
+    extracts: Option<PathBuf>,
+    key: Pseudonymiser,
+}
+
+impl crate::schedule::Runner for ScheduledRunner {
+    fn run<'a>(&'a self, pipeline: &'a str) -> crate::schedule::BoxFuture<'a, Result<i32>> {
+        Box::pin(run_pipeline(
+            &self.project,
+            pipeline,
+            &self.lake,
+            self.key.clone(),
+            PipelineRun {
+                extracts: self.extracts.clone(),
+                as_at: None,
+                trigger: "schedule",
+                metrics: true,
+            },
+        ))
+    }
+}
+
+async fn serve(project: &Path, lake: String, extracts: Option<PathBuf>) -> Result<i32> {
+    let key = Pseudonymiser::from_env()?;
+    let schedules = crate::schedule::load(project)?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("Shutdown requested: finishing the current run, if any, then stopping.");
+        let _ = tx.send(true);
+    });
+    let runner = ScheduledRunner {
+        project: project.to_path_buf(),
+        lake,
+        extracts,
+        key,
+    };
+    crate::schedule::serve(&schedules, &crate::schedule::SystemClock, &runner, rx, None).await?;
+    Ok(0)
 }
 
 /// Exit code of a run that found another run of the same pipeline in progress (EX_TEMPFAIL:
@@ -303,17 +426,18 @@ fn lease_ttl() -> std::time::Duration {
 }
 
 /// Builds the metric catalogue and prints what was built: a table of models when
-/// `detailed`, one line otherwise (inside a pipeline run).
+/// `detailed`, one line otherwise (inside a pipeline run). Returns that line.
 pub async fn run_metrics(
     project: &Path,
     lake: &Lake,
     opts: &MetricOptions,
     detailed: bool,
-) -> Result<i32> {
+) -> Result<String> {
     let run = crate::metrics::run::run(lake, project, opts).await?;
     if run.up_to_date {
-        println!("Metrics: up to date (no input changed since the last build).");
-        return Ok(0);
+        let line = "up to date (no input changed since the last build)".to_string();
+        println!("Metrics: {line}.");
+        return Ok(line);
     }
     if detailed {
         let mut t = comfy_table::Table::new();
@@ -329,14 +453,16 @@ pub async fn run_metrics(
         .find(|m| m.0 == "metric_values")
         .map_or(0, |m| m.1);
     let secs: f64 = run.models.iter().map(|m| m.2).sum();
-    println!(
-        "Metrics: {} models built in {secs:.1} s, {} data tests passed, {values} metric values; \
-         published under metrics/ in {}",
+    let line = format!(
+        "{} models built in {secs:.1} s, {} data tests passed, {values} metric values",
         run.models.len(),
         run.tests_run,
+    );
+    println!(
+        "Metrics: {line}; published under metrics/ in {}",
         lake.root()
     );
-    Ok(0)
+    Ok(line)
 }
 
 async fn sql(

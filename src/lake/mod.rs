@@ -202,7 +202,10 @@ impl Lake {
             .with_commit_properties(props)
             .with_writer_properties(writer_properties());
         let builder = match mode {
-            WriteMode::Append => builder.with_save_mode(SaveMode::Append),
+            // New columns in a later release are merged into an existing table's schema.
+            WriteMode::Append => builder
+                .with_save_mode(SaveMode::Append)
+                .with_schema_mode(deltalake::operations::write::SchemaMode::Merge),
             WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
         };
         let table = builder.await.with_context(|| {

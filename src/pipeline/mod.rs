@@ -302,11 +302,7 @@ fn as_at_for(source: &Source, file: &Path, run_date: NaiveDate) -> Result<NaiveD
 /// run; storage errors and broken invariants do.
 pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let started = Utc::now();
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let run_id = new_run_id(started);
     let run_date = opts.as_at.unwrap_or_else(|| started.date_naive());
     let lake = &opts.lake;
     lake.check_key(&opts.pseudonymiser.fingerprint()).await?;
@@ -374,7 +370,10 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         max_ratio: pipeline.max_quarantine_ratio,
         bar: &bar,
     };
+    let step = Instant::now();
     let mut reports = env.run(lane(&reference), Arc::clone(&ctx)).await?;
+    summary.step("reference", "ok", step, format!("{} files", reports.len()));
+    let step = Instant::now();
     let (centre_reports, health_reports) = tokio::join!(
         env.run(lane(&centre), Arc::clone(&ctx)),
         env.run(lane(&health), Arc::clone(&ctx))
@@ -385,23 +384,52 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     reports.sort_by_key(|r| pipeline.sources.iter().position(|s| s.name == r.source));
     summary.files = reports;
     bar.finish_and_clear();
+    summary.step(
+        "ingest",
+        "ok",
+        step,
+        format!(
+            "{} files loaded, {} skipped, {} rejected",
+            summary.count(FileStatus::Loaded),
+            summary.count(FileStatus::Skipped),
+            summary.count(FileStatus::Rejected)
+        ),
+    );
 
     // person_link is recomputed whenever one of its inputs has a new version: its commit
     // carries the input versions as its transaction, so a run that changed nothing (or a
     // rerun after a crash before linkage) finds out from the table itself.
+    let step = Instant::now();
     let inputs = linkage_inputs(lake).await?;
     if lake
         .has_transaction(CURATED, "person_link", &inputs)
         .await?
     {
         info!("No linkage input changed: person_link kept as it was.");
+        summary.step("linkage", "skipped", step, "no input changed".into());
     } else {
-        summary.linkage = Some(link_children(lake, &opts.pseudonymiser, &inputs).await?);
+        let stats = link_children(lake, &opts.pseudonymiser, &inputs).await?;
+        summary.step(
+            "linkage",
+            "ok",
+            step,
+            format!("{} records, {} children", stats.records, stats.children),
+        );
+        summary.linkage = Some(stats);
     }
     summary.finish();
-    write_run_records(lake, &summary, run_date).await?;
+    write_file_loads(lake, &summary, run_date).await?;
     info!(run_id, status = summary.status(), "Run finished.");
     Ok(summary)
+}
+
+/// A run id: the start time and a random suffix (sortable, unique across machines).
+pub fn new_run_id(started: chrono::DateTime<Utc>) -> String {
+    format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// What every lane of a run shares.
@@ -918,7 +946,7 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
     Ok(stats)
 }
 
-async fn write_run_records(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> Result<()> {
+async fn write_file_loads(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> Result<()> {
     let mut b = TableBuilder::new(records::file_load_schema());
     for f in &s.files {
         b.str(Some(&s.run_id))
@@ -950,6 +978,27 @@ async fn write_run_records(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> 
         HashMap::new(),
     )
     .await?;
+    Ok(())
+}
+
+/// Appends the run's row to `ops/runs`: status, files, rows per table, each step with its
+/// duration, and the error of a failed run. Called once a run's last step is over (the
+/// command line adds the metric step first), including after a failure.
+pub async fn record_run(lake: &Lake, s: &RunSummary) -> Result<()> {
+    let app = format!("earlystart/run/{}", s.run_id);
+    let mut tables: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for f in &s.files {
+        let t = tables.entry(f.kind.name()).or_default();
+        t.0 += f.rows_loaded;
+        t.1 += f.rows_quarantined;
+    }
+    let tables: BTreeMap<&str, serde_json::Value> = tables
+        .into_iter()
+        .map(|(k, (l, q))| (k, serde_json::json!({"loaded": l, "quarantined": q})))
+        .collect();
+    let duration = s
+        .finished
+        .map(|f| (f - s.started).num_milliseconds() as f64 / 1000.0);
     let mut r = TableBuilder::new(records::run_schema());
     let refs: BTreeMap<_, _> = s.reference_tables.iter().collect();
     r.str(Some(&s.run_id))
@@ -969,8 +1018,11 @@ async fn write_run_records(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> 
         .int(Some(s.count(FileStatus::Rejected) as i64))
         .int(Some(s.rows_loaded() as i64))
         .int(Some(s.rows_quarantined() as i64))
-        .str(None)
-        .str(Some(&serde_json::to_string(&refs)?));
+        .str(s.error.as_deref())
+        .str(Some(&serde_json::to_string(&refs)?))
+        .float(duration)
+        .str(Some(&serde_json::to_string(&s.steps)?))
+        .str(Some(&serde_json::to_string(&tables)?));
     r.end_row();
     let batch = r.finish();
     lake.commit(

@@ -88,5 +88,8 @@ pub fn run_schema() -> SchemaRef {
         ("rows_quarantined", ColType::Int),
         ("error", ColType::Str),
         ("reference_tables", ColType::Str),
+        ("duration_s", ColType::Float),
+        ("steps", ColType::Str),
+        ("tables", ColType::Str),
     ])
 }

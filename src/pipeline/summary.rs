@@ -119,10 +119,28 @@ pub struct RunSummary {
     pub reference_tables: BTreeMap<String, String>,
     /// Linkage quality, when linkage ran.
     pub linkage: Option<LinkStats>,
+    /// Each step of the run with its outcome and duration, in order.
+    pub steps: Vec<StepRecord>,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+}
+
+/// One step of a run (`reference`, `ingest`, `linkage`, `metrics`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepRecord {
+    /// Step name.
+    pub step: String,
+    /// `ok`, `skipped` (nothing to do) or `failed`.
+    pub status: String,
+    /// Wall time.
+    pub seconds: f64,
+    /// What it did, in a few words.
+    pub detail: String,
 }
 
 impl RunSummary {
-    pub(crate) fn new(run_id: &str, pipeline: &str, trigger: &str, started: DateTime<Utc>) -> Self {
+    /// An empty summary of a run that started at `started`.
+    pub fn new(run_id: &str, pipeline: &str, trigger: &str, started: DateTime<Utc>) -> Self {
         Self {
             run_id: run_id.into(),
             pipeline: pipeline.into(),
@@ -132,10 +150,29 @@ impl RunSummary {
             files: Vec::new(),
             reference_tables: BTreeMap::new(),
             linkage: None,
+            steps: Vec::new(),
+            error: None,
         }
     }
 
-    pub(crate) fn finish(&mut self) {
+    /// Records a finished step.
+    pub fn step(&mut self, step: &str, status: &str, started: std::time::Instant, detail: String) {
+        self.steps.push(StepRecord {
+            step: step.into(),
+            status: status.into(),
+            seconds: started.elapsed().as_secs_f64(),
+            detail,
+        });
+    }
+
+    /// Marks the run failed with `error` (the run record then says `failed`).
+    pub fn fail(&mut self, error: &anyhow::Error) {
+        self.error = Some(format!("{error:#}"));
+        self.finish();
+    }
+
+    /// Stamps the end time.
+    pub fn finish(&mut self) {
         self.finished = Some(Utc::now());
     }
 
@@ -156,6 +193,9 @@ impl RunSummary {
 
     /// `clean` or `with_rejections` (quarantined rows, rejected or missing files).
     pub fn status(&self) -> &'static str {
+        if self.error.is_some() || self.steps.iter().any(|s| s.status == "failed") {
+            return "failed";
+        }
         let required_missing = self
             .files
             .iter()

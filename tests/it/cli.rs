@@ -109,3 +109,63 @@ fn metric_docs_are_generated_from_the_catalogue_and_up_to_date() {
     }
     assert!(text.contains("| `ci_method` |"));
 }
+
+#[test]
+fn run_history_records_steps_and_failures_and_status_shows_the_next_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("demo/lake");
+    let demo = earlystart()
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0));
+    // A run that fails (no such extracts folder) is recorded with its error.
+    let failed = earlystart()
+        .args(["run", "nightly", "--extracts"])
+        .arg(dir.path().join("no-such-folder"))
+        .arg("--lake")
+        .arg(&lake)
+        .env(
+            "EARLYSTART_PSEUDONYM_KEY",
+            earlystart::identity::pseudonym::DEMO_KEY,
+        )
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(2));
+    let runs = earlystart()
+        .args(["runs", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&runs.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("| nightly")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // Newest first: the failure, then the demo with every step and its duration.
+    assert!(
+        lines[0].contains("| failed") && lines[0].contains("does not exist"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("| demo") && lines[1].contains("| clean"),
+        "{text}"
+    );
+    for step in ["reference", "ingest", "linkage", "metrics"] {
+        assert!(
+            lines[1].contains(&format!("{step} ")),
+            "{step} missing: {text}"
+        );
+    }
+    let status = earlystart()
+        .args(["status", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("| failed"), "{text}");
+    assert!(text.contains("0 2 * * * (Europe/London)"), "{text}");
+    assert!(
+        text.contains("02:00 GMT") || text.contains("02:00 BST"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@ mod lake;
 mod lease;
 mod metrics;
 mod rules;
+mod schedule;
 mod sql;
 mod support;
 mod xlsx;

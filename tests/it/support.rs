@@ -24,5 +24,9 @@ pub async fn run_nightly(extracts: &Path, lake: &Path) -> RunSummary {
         trigger: "test".into(),
         progress: false,
     };
-    pipeline::run(&pipeline, &opts).await.expect("run succeeds")
+    let summary = pipeline::run(&pipeline, &opts).await.expect("run succeeds");
+    pipeline::record_run(&opts.lake, &summary)
+        .await
+        .expect("run recorded");
+    summary
 }

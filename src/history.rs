@@ -1,0 +1,153 @@
+//! Run history for operators: `earlystart runs` lists recent runs from `ops/runs`;
+//! `earlystart status` shows each pipeline's last run, whether one is in progress (its
+//! lease), and when it is next due.
+
+use std::path::Path;
+
+use anyhow::Result;
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::{DateTime, Utc};
+
+use crate::lake::Lake;
+use crate::metrics::session::{LakeSession, Limits};
+
+/// Rows of a query as strings, column by column (nulls as "").
+fn cells(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+    let options = FormatOptions::default().with_null("");
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter<'_>> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<_, _>>()?;
+        for row in 0..b.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn session(lake: &Lake) -> Result<Option<LakeSession>> {
+    let s = LakeSession::open(lake, Limits::default(), 0.95).await?;
+    Ok(s.tables.iter().any(|t| t.name == "runs").then_some(s))
+}
+
+/// The latest `limit` runs (of one pipeline, or all), newest first, as a table.
+pub async fn runs(lake: &Lake, pipeline: Option<&str>, limit: usize) -> Result<String> {
+    let Some(s) = session(lake).await? else {
+        return Ok("No runs recorded in this lake yet.".into());
+    };
+    let filter = pipeline
+        .map(|p| format!("where pipeline = '{}'", p.replace('\'', "''")))
+        .unwrap_or_default();
+    let batches = s
+        .query(&format!(
+            "select run_id, pipeline, trigger, status, substr(started_at, 1, 19), \
+             cast(round(duration_s, 1) as varchar), files_ingested, files_skipped, files_rejected, \
+             rows_loaded, rows_quarantined, steps, coalesce(error, '') \
+             from runs {filter} order by started_at desc limit {limit}"
+        ))
+        .await?;
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "run",
+        "pipeline",
+        "trigger",
+        "status",
+        "started",
+        "seconds",
+        "files in",
+        "skipped",
+        "rejected",
+        "rows loaded",
+        "quarantined",
+        "steps",
+        "error",
+    ]);
+    for mut row in cells(&batches)? {
+        row[11] = steps_summary(&row[11]);
+        t.add_row(row);
+    }
+    Ok(t.to_string())
+}
+
+/// "reference 0.1s ok, ingest 2.3s ok, …" from the steps JSON.
+fn steps_summary(json: &str) -> String {
+    let steps: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:.1}s {}",
+                s["step"].as_str().unwrap_or("?"),
+                s["seconds"].as_f64().unwrap_or(0.0),
+                s["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Each declared pipeline: its last run, whether one is running now, its next slot.
+pub async fn status(project: &Path, lake: &Lake, now: DateTime<Utc>) -> Result<String> {
+    let schedules = crate::schedule::load(project)?;
+    let s = session(lake).await?;
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "pipeline",
+        "last run",
+        "status",
+        "started",
+        "running now",
+        "schedule",
+        "next due",
+    ]);
+    for name in crate::config::list(project)? {
+        let last = match &s {
+            Some(s) => cells(
+                &s.query(&format!(
+                    "select run_id, status, substr(started_at, 1, 19) from runs where pipeline = '{}' \
+                     order by started_at desc limit 1",
+                    name.replace('\'', "''")
+                ))
+                .await?,
+            )?
+            .pop(),
+            None => None,
+        }
+        .unwrap_or_else(|| vec!["never".into(), String::new(), String::new()]);
+        let lease = lake.lease_state(&name, now).await?;
+        let running = match (&lease.holder, lease.live) {
+            (Some(h), true) => format!("yes: {} on {} (pid {})", h.holder, h.host, h.pid),
+            _ => "no".into(),
+        };
+        let schedule = schedules.iter().find(|x| x.pipeline == name);
+        let (expr, next) = match schedule {
+            Some(x) => (
+                format!("{} ({})", x.expr, x.tz),
+                x.next_after(now)?
+                    .with_timezone(&x.tz)
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string(),
+            ),
+            None => ("none".into(), String::new()),
+        };
+        t.add_row(vec![
+            name.clone(),
+            last[0].clone(),
+            last[1].clone(),
+            last[2].clone(),
+            running,
+            expr,
+            next,
+        ]);
+    }
+    Ok(t.to_string())
+}
