@@ -145,7 +145,7 @@ fn rows(batches: &[RecordBatch], skip: &[&str]) -> Vec<String> {
 }
 
 /// Sorted rows of every table (run ids and timestamps left out), and rows per source file.
-async fn contents(
+pub(crate) async fn contents(
     lake: &Lake,
 ) -> (
     BTreeMap<String, Vec<String>>,

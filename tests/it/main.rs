@@ -5,6 +5,7 @@ mod config;
 mod crash;
 mod external;
 mod ingest;
+mod kill;
 mod lake;
 mod lease;
 mod metrics;
