@@ -18,8 +18,21 @@ use url::Url;
 /// Builds the S3 store for a lake root `s3://bucket/prefix/`.
 pub fn store(root: &Url) -> Result<Arc<dyn ObjectStore>> {
     register_logstore();
+    // Transient errors (timeouts, 5xx, throttling) are retried with exponential backoff
+    // by object_store itself; a request that still fails after this fails the step, and
+    // the previous table versions stay as they were.
+    let retry = object_store::RetryConfig {
+        max_retries: 6,
+        retry_timeout: std::time::Duration::from_secs(180),
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(200),
+            max_backoff: std::time::Duration::from_secs(20),
+            base: 2.0,
+        },
+    };
     let store = AmazonS3Builder::from_env()
         .with_url(root.as_str())
+        .with_retry(retry)
         .build()
         .with_context(|| format!("cannot configure S3 for {root}; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (and AWS_ENDPOINT for S3-compatible servers)"))?;
     Ok(Arc::new(store))

@@ -167,4 +167,35 @@ fn the_lake_on_an_s3_server_round_trips() {
     let counts = python_counts("s3://lake/council", TABLES, &storage);
     assert_eq!(counts[2], loaded(&first, "cc_attendances"));
     assert_eq!(counts[3], loaded(&first, "chis"));
+    assert!(first.contains("Metrics: "), "the metric catalogue ran on S3: {first}");
+
+    // The lease on S3: conditional create decides between two contenders.
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("lake")
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap();
+    let lake = earlystart::lake::Lake::with_store(
+        url::Url::parse("s3://lake/council/").unwrap(),
+        std::sync::Arc::new(store),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ttl = std::time::Duration::from_secs(600);
+        let a = lake.acquire_lease("nightly", "a", ttl).await.unwrap();
+        assert!(matches!(
+            lake.acquire_lease("nightly", "b", ttl).await,
+            Err(earlystart::lake::lease::LeaseError::Held { .. })
+        ));
+        // The two CLI runs above each took and released a generation.
+        assert_eq!(a.generation(), 3);
+        a.release().await.unwrap();
+        let b = lake.acquire_lease("nightly", "b", ttl).await.unwrap();
+        assert_eq!(b.generation(), 4);
+        b.release().await.unwrap();
+    });
 }
