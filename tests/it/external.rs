@@ -167,7 +167,10 @@ fn the_lake_on_an_s3_server_round_trips() {
     let counts = python_counts("s3://lake/council", TABLES, &storage);
     assert_eq!(counts[2], loaded(&first, "cc_attendances"));
     assert_eq!(counts[3], loaded(&first, "chis"));
-    assert!(first.contains("Metrics: "), "the metric catalogue ran on S3: {first}");
+    assert!(
+        first.contains("Metrics: "),
+        "the metric catalogue ran on S3: {first}"
+    );
 
     // The lease on S3: conditional create decides between two contenders.
     let store = object_store::aws::AmazonS3Builder::new()

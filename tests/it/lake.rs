@@ -139,3 +139,89 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 6, false, &extracts).unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let project = crate::support::project();
+    assert!(
+        !run(&lake, &project, &MetricOptions::default())
+            .await
+            .unwrap()
+            .up_to_date
+    );
+    let rows = |lake: Lake| async move {
+        lake.read(CURATED, "attendances")
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>()
+    };
+    let before = rows(lake.clone()).await;
+    let person_link = lake
+        .table(CURATED, "person_link")
+        .await
+        .unwrap()
+        .unwrap()
+        .version();
+
+    // The next night's export: the day's attendances in a file of their own, taken from
+    // existing rows (same people and centres) moved to a new date with new ids.
+    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let mut day = format!("{header}\n");
+    for (i, line) in lines.take(7).enumerate() {
+        let mut f: Vec<&str> = line.split(',').collect();
+        let id = format!("NEW{i:04}");
+        f[0] = &id;
+        f[6] = "2025-03-31";
+        day.push_str(&f.join(","));
+        day.push('\n');
+    }
+    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+
+    let night = run_nightly(&extracts, &lake_dir).await;
+    let loaded: Vec<&str> = night
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Loaded)
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        loaded,
+        ["attendances_20250331.csv"],
+        "only the new file is read"
+    );
+    assert_eq!(rows(lake.clone()).await, before + 7);
+    // Attendances are not a linkage input: person_link keeps its version.
+    assert_eq!(
+        lake.table(CURATED, "person_link")
+            .await
+            .unwrap()
+            .unwrap()
+            .version(),
+        person_link
+    );
+    // The metrics see the new version and rebuild; a second build finds nothing to do.
+    assert!(
+        !run(&lake, &project, &MetricOptions::default())
+            .await
+            .unwrap()
+            .up_to_date
+    );
+    assert!(
+        run(&lake, &project, &MetricOptions::default())
+            .await
+            .unwrap()
+            .up_to_date
+    );
+}
