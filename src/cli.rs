@@ -331,6 +331,17 @@ pub async fn run_pipeline(
             if let Err(record) = pipeline::record_run(&opts.lake, &failed).await {
                 tracing::warn!(error = %record, "Could not record the failed run.");
             }
+            crate::notify::after_run(
+                &pipeline,
+                "failed",
+                &format!("earlystart: pipeline {name} FAILED"),
+                &format!(
+                    "Run {} of pipeline {name} failed; nothing new was published and the \
+                     previous tables are intact.\n\nError: {e:#}\n",
+                    failed.run_id
+                ),
+            )
+            .await;
             lease.release().await?;
             return Err(e);
         }
@@ -359,6 +370,13 @@ pub async fn run_pipeline(
     }
     pipeline::record_run(&opts.lake, &summary).await?;
     lease.release().await?;
+    crate::notify::after_run(
+        &pipeline,
+        summary.status(),
+        &format!("earlystart: pipeline {name} {}", summary.status()),
+        &summary.render(),
+    )
+    .await;
     Ok(code)
 }
 

@@ -23,6 +23,7 @@ pub mod history;
 pub mod identity;
 pub mod lake;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod reference;
 pub mod rules;

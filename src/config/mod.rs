@@ -113,6 +113,10 @@ pub struct Pipeline {
     pub sql: Vec<String>,
     /// Reports to render.
     pub reports: Vec<String>,
+    /// E-mail addresses told about runs whose status is in `notify_on`.
+    pub notify_email: Vec<String>,
+    /// Statuses that trigger a message (default: failed).
+    pub notify_on: Vec<String>,
 }
 
 /// Loads and resolves `pipelines/<name>.toml` under `project`.
@@ -293,6 +297,27 @@ fn resolve_top(
             ok = false;
         }
     }
+    for o in &raw.notify.on {
+        if !["failed", "with_rejections", "clean"].contains(&o.get_ref().as_str()) {
+            errs.at(
+                Some(o.span()),
+                format!(
+                    "notify.on {:?}: expected failed, with_rejections or clean",
+                    o.get_ref()
+                ),
+            );
+            ok = false;
+        }
+    }
+    for e in &raw.notify.email {
+        if !e.get_ref().contains('@') {
+            errs.at(
+                Some(e.span()),
+                format!("notify.email {:?} is not an address", e.get_ref()),
+            );
+            ok = false;
+        }
+    }
     for r in &raw.reports {
         if !project.join("reports").join(r.get_ref()).is_dir() {
             errs.at(
@@ -312,6 +337,17 @@ fn resolve_top(
         sources: Vec::new(),
         sql: raw.sql.into_iter().map(Spanned::into_inner).collect(),
         reports: raw.reports.into_iter().map(Spanned::into_inner).collect(),
+        notify_email: raw
+            .notify
+            .email
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        notify_on: if raw.notify.on.is_empty() {
+            vec!["failed".into()]
+        } else {
+            raw.notify.on.into_iter().map(Spanned::into_inner).collect()
+        },
     })
 }
 

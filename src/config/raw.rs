@@ -30,6 +30,25 @@ pub struct RawPipeline {
     /// Reports (folders under `reports/`) rendered after the SQL.
     #[serde(default)]
     pub reports: Vec<Spanned<String>>,
+    /// Who is told about runs, and when.
+    #[serde(default)]
+    pub notify: RawNotify,
+}
+
+/// `[notify]`: e-mail after a run (the SMTP server comes from the environment).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// Addresses to write to.
+    #[serde(default)]
+    pub email: Vec<Spanned<String>>,
+    /// Run statuses that trigger a message: `failed`, `with_rejections`, `clean`.
+    #[serde(default = "default_notify_on")]
+    pub on: Vec<Spanned<String>>,
+}
+
+fn default_notify_on() -> Vec<Spanned<String>> {
+    Vec::new()
 }
 
 fn default_extracts_dir() -> String {

@@ -202,3 +202,102 @@ fn the_lake_on_an_s3_server_round_trips() {
         b.release().await.unwrap();
     });
 }
+
+const SMTP_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        with open(sys.argv[2], "a") as f:
+            f.write("TO: " + ",".join(envelope.rcpt_tos) + "\n")
+            f.write(envelope.content.decode("utf8", "replace") + "\n=====\n")
+        return "250 OK"
+Controller(Keep(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"#;
+
+#[test]
+fn runs_are_reported_by_email_through_a_real_smtp_server() {
+    if !enabled("runs_are_reported_by_email_through_a_real_smtp_server") {
+        return;
+    }
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inbox = dir.path().join("inbox.txt");
+    let mut child = Command::new("python3")
+        .args(["-c", SMTP_SERVER, &port.to_string()])
+        .arg(&inbox)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let _server = Server(child);
+
+    // A project whose nightly pipeline notifies on every outcome.
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("pipelines")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for shared in ["sql", "reference"] {
+        std::os::unix::fs::symlink(root.join(shared), project.join(shared)).unwrap();
+    }
+    let shipped = std::fs::read_to_string(root.join("pipelines/nightly.toml")).unwrap();
+    std::fs::write(
+        project.join("pipelines/nightly.toml"),
+        format!("{shipped}\n[notify]\nemail = [\"data-team@council.example\"]\non = [\"failed\", \"clean\", \"with_rejections\"]\n"),
+    )
+    .unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 3, false, &extracts).unwrap();
+    let run = |extracts: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_earlystart"))
+            .arg("--project")
+            .arg(&project)
+            .args(["run", "nightly", "--as-at", "2025-03-31", "--extracts"])
+            .arg(extracts)
+            .arg("--lake")
+            .arg(dir.path().join("lake"))
+            .env(
+                "EARLYSTART_PSEUDONYM_KEY",
+                "smtp-test-key-synthetic-data-only-0000",
+            )
+            .env("EARLYSTART_SMTP_URL", format!("smtp://127.0.0.1:{port}"))
+            .env("EARLYSTART_SMTP_FROM", "earlystart@council.example")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&extracts).status.code(), Some(0));
+    assert_eq!(run(&dir.path().join("missing")).status.code(), Some(2));
+    let mail = std::fs::read_to_string(&inbox).unwrap();
+    let messages: Vec<&str> = mail
+        .split("=====")
+        .filter(|m| m.contains("Subject"))
+        .collect();
+    assert_eq!(messages.len(), 2, "{mail}");
+    assert!(messages[0].contains("TO: data-team@council.example"));
+    assert!(
+        messages[0].contains("Subject: earlystart: pipeline nightly clean"),
+        "{mail}"
+    );
+    assert!(
+        messages[0].contains("cc_registrations"),
+        "the run summary is the body"
+    );
+    assert!(
+        messages[1].contains("Subject: earlystart: pipeline nightly FAILED"),
+        "{mail}"
+    );
+    assert!(messages[1].contains("does not exist"), "{mail}");
+}
