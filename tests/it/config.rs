@@ -25,6 +25,10 @@ name = "c"
 canonical = "chis"
 path = "c.csv"
 colour = "blue"
+
+[notify]
+email = ["nobody"]
+on = ["sometimes"]
 "#;
     let errs = earlystart::config::parse(Path::new("."), Path::new("pipelines/bad.toml"), text)
         .unwrap_err();
@@ -46,7 +50,15 @@ colour = "blue"
     assert!(has("pipelines/bad.toml:13:8:", "mode"), "{shown:#?}");
     assert!(has("pipelines/bad.toml:15:1:", "persn_id"), "{shown:#?}");
     assert!(has("pipelines/bad.toml:21:1:", "colour"), "{shown:#?}");
-    assert_eq!(errs.len(), 6, "{shown:#?}");
+    assert!(
+        has("pipelines/bad.toml:24:10:", "not an address"),
+        "{shown:#?}"
+    );
+    assert!(
+        has("pipelines/bad.toml:25:7:", "notify.on \"sometimes\""),
+        "{shown:#?}"
+    );
+    assert_eq!(errs.len(), 8, "{shown:#?}");
 }
 
 #[test]
