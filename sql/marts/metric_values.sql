@@ -1,7 +1,8 @@
 -- Every metric value in the layout of metrics.md §1.3: the value with its confidence
 -- interval (Wilson for percentages, Byar's / exact Poisson for counts and rates, Newcombe
 -- for differences), compared with the value for the whole deployment (the LA) for the same
--- metric, period and breakdown. Suppression is applied when a report is rendered, per
+-- metric, period and breakdown, and the whole deployment with the England value where
+-- one is published (reference/comparators.csv). Suppression is applied when a report is rendered, per
 -- audience (disclosure.md), so the policy here is `none`.
 with params as (
     select * from metric_params
@@ -59,6 +60,37 @@ valued as (
     inner join metric_catalogue as cat on cat.metric_id = r.metric_id
 ),
 
+-- Published England values (reference/comparators.csv) for the whole-deployment rows, by
+-- financial year ('2024-25') or quarter ('2017-18 Q1').
+england as (
+    select
+        c.metric_id,
+        p.period_type,
+        p.period_end,
+        c.value
+    from ref_comparators as c
+    inner join (select distinct period_type, period_start, period_end from valued) as p
+        on c.period = case p.period_type
+            when 'fy' then concat(
+                cast(extract(year from p.period_start) as varchar), '-',
+                substr(cast(extract(year from p.period_start) + 1 as varchar), 3, 2))
+            when 'quarter' then concat(
+                cast(extract(year from p.period_start)
+                    - case when extract(month from p.period_start) < 4 then 1 else 0 end
+                    as varchar),
+                '-',
+                substr(cast(extract(year from p.period_start)
+                    - case when extract(month from p.period_start) < 4 then 1 else 0 end + 1
+                    as varchar), 3, 2),
+                ' Q',
+                cast(case
+                    when extract(month from p.period_start) >= 4
+                        then cast(floor((extract(month from p.period_start) - 4) / 3.0) as int) + 1
+                    else 4
+                end as varchar))
+        end
+),
+
 la as (
     select
         metric_id,
@@ -87,12 +119,17 @@ select
     v.lower_95,
     v.upper_95,
     v.ci_method,
-    case when la.la_value is not null then 'la' else 'none' end as comparator_type,
-    la.la_value as comparator_value,
     case
-        when la.la_value is null or v.lower_95 is null or v.upper_95 is null then 'not_compared'
-        when v.lower_95 > la.la_value then 'significantly_higher'
-        when v.upper_95 < la.la_value then 'significantly_lower'
+        when la.la_value is not null then 'la'
+        when eng.value is not null then 'england'
+        else 'none'
+    end as comparator_type,
+    coalesce(la.la_value, eng.value) as comparator_value,
+    case
+        when coalesce(la.la_value, eng.value) is null or v.lower_95 is null
+            or v.upper_95 is null then 'not_compared'
+        when v.lower_95 > coalesce(la.la_value, eng.value) then 'significantly_higher'
+        when v.upper_95 < coalesce(la.la_value, eng.value) then 'significantly_lower'
         else 'similar'
     end as comparison,
     p.population_source as denominator_source,
@@ -111,3 +148,9 @@ left join la
     and la.breakdown_type = v.breakdown_type
     and la.breakdown_value = v.breakdown_value
     and v.geography_type <> 'deployment'
+left join england as eng
+    on eng.metric_id = v.metric_id
+    and eng.period_type = v.period_type
+    and eng.period_end = v.period_end
+    and v.geography_type = 'deployment'
+    and v.breakdown_type = 'all'

@@ -734,3 +734,33 @@ fn areas_are_compared_with_the_deployment_value() {
         "not_compared"
     );
 }
+
+#[test]
+fn the_deployment_is_compared_with_the_published_england_value() {
+    // HV-02 in 2024-25: K1, K2, K3 and K6 visited by day 14 of six in the cohort: 4/6 =
+    // 66.7% (30.0 – 90.3) against England's 85.2%: similar.
+    let key = "HV-02|fy|2025-03-31|deployment|ALL|all|all";
+    check(key, 4, 6, Some((30.0, 90.3)));
+    assert_eq!(world()[key].5, "similar");
+    let path = world_lake();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows = rt.block_on(async {
+        let lake = Lake::open(&path.to_string_lossy()).unwrap();
+        let session = LakeSession::open(&lake, Limits::default(), 0.95).await.unwrap();
+        session
+            .query(
+                "select comparator_type, comparator_value from metric_values \
+                 where metric_id = 'HV-02' and period_type = 'fy' and geography_type = 'deployment' \
+                 and breakdown_type = 'all'",
+            )
+            .await
+            .unwrap()
+    });
+    let text = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("| england         | 85.2             |"),
+        "{text}"
+    );
+}
