@@ -34,12 +34,23 @@ registered as (
         pop.period_end,
         pop.child_key
     from population as pop
-    cross join params
     inner join stg_registered_children as reg
         on reg.child_key = pop.child_key
         and reg.registration_date <= pop.period_end
-        and (params.registration_scope = 'any_centre' or reg.centre_id = pop.reach_area)
+    cross join params
+    -- in WHERE, not ON: DataFusion 55 drops an ON condition that names a third table
+    where params.registration_scope = 'any_centre' or reg.centre_id = pop.reach_area
     group by pop.period_type, pop.period_end, pop.child_key
+),
+
+-- One row per child and contact day (a day at two centres is one contact day).
+contact_dates as (
+    select
+        child_key,
+        contact_date,
+        sum(attendances) as attendances
+    from stg_contact_days
+    group by child_key, contact_date
 ),
 
 contact_units as (
@@ -49,11 +60,11 @@ contact_units as (
         pop.child_key,
         case
             when params.contact_unit = 'attendance' then sum(d.attendances)
-            else count(distinct d.contact_date)
+            else count(*)
         end as units
     from population as pop
     cross join params
-    inner join stg_contact_days as d
+    inner join contact_dates as d
         on d.child_key = pop.child_key
         and d.contact_date between pop.window_start and pop.period_end
     where pop.period_type <> 'quarter'

@@ -1,6 +1,9 @@
--- When each child first had sustained engagement: the first day on which the contact units
--- of the preceding sustained_window_months reach sustained_min_contacts (metrics.md §3.3,
--- "≥ N contact days within any 12-month window"). Children never sustained have no row.
+-- When each child first had sustained engagement: the first contact unit at which the
+-- sustained_min_contacts most recent units all fall within sustained_window_months
+-- (metrics.md §3.3, "≥ N contact days within any 12-month window"). Units are contact
+-- days, or attendances with contact_unit = "attendance". Each unit is numbered per child,
+-- and unit k is compared with unit k − N + 1 by an equality join (no range join, no
+-- per-child quadratic work). Children never sustained have no row.
 with params as (
     select
         sustained_min_contacts,
@@ -11,32 +14,69 @@ with params as (
 
 days as (
     select
-        d.child_key,
-        d.contact_date,
-        case when p.contact_unit = 'attendance' then sum(d.attendances) else 1 end as units
-    from stg_contact_days as d
-    cross join params as p
-    group by d.child_key, d.contact_date, p.contact_unit
+        child_key,
+        contact_date,
+        sum(attendances) as attendances
+    from stg_contact_days
+    group by child_key, contact_date
 ),
 
-running as (
+units as (
     select
         d.child_key,
-        d.contact_date,
-        sum(earlier.units) as units_in_window
+        d.contact_date
     from days as d
     cross join params as p
-    inner join days as earlier
-        on earlier.child_key = d.child_key
-        and earlier.contact_date <= d.contact_date
-        and earlier.contact_date > d.contact_date - p.window_length
-    group by d.child_key, d.contact_date
+    where p.contact_unit <> 'attendance'
+    union all
+    select
+        d.child_key,
+        d.contact_date
+    from (
+        select
+            child_key,
+            contact_date,
+            unnest(range(attendances)) as copy
+        from days
+    ) as d
+    cross join params as p
+    where p.contact_unit = 'attendance'
+),
+
+numbered as (
+    select
+        child_key,
+        contact_date,
+        row_number() over (partition by child_key order by contact_date) as k
+    from units
+),
+
+-- For unit k, the unit N − 1 before it (computed first: DataFusion 55 drops a join
+-- condition that mixes in a third table's column).
+looking_back as (
+    select
+        n.child_key,
+        n.contact_date,
+        n.k - p.sustained_min_contacts + 1 as back_k
+    from numbered as n
+    cross join params as p
+),
+
+paired as (
+    select
+        later.child_key,
+        later.contact_date,
+        earlier.contact_date as earliest_in_run
+    from looking_back as later
+    inner join numbered as earlier
+        on earlier.child_key = later.child_key
+        and earlier.k = later.back_k
 )
 
 select
-    running.child_key,
-    min(running.contact_date) as first_sustained_date
-from running
+    paired.child_key,
+    min(paired.contact_date) as first_sustained_date
+from paired
 cross join params as p
-where running.units_in_window >= p.sustained_min_contacts
-group by running.child_key
+where paired.earliest_in_run > paired.contact_date - p.window_length
+group by paired.child_key

@@ -21,18 +21,33 @@ child_families as (
         person_key,
         family_key
     from stg_registered_children
+),
+
+-- One row per child and attendance first (a child registered twice in one family would
+-- otherwise see each attendance twice), then per day and centre. Plain grouping, not
+-- count(distinct …): it stays within the memory pool and spills.
+child_attendances as (
+    select
+        cf.child_key,
+        att.attendance_id,
+        att.session_date,
+        att.centre_id,
+        att.activity_code,
+        max(case when att.person_key = cf.person_key then 1 else 0 end) as own
+    from child_families as cf
+    inner join attendee as att on att.family_key = cf.family_key
+    cross join metric_params as p
+    where p.family_contacts_count_for_children or att.person_key = cf.person_key
+    group by cf.child_key, att.attendance_id, att.session_date, att.centre_id, att.activity_code
 )
 
 select
-    cf.child_key,
-    att.session_date as contact_date,
-    att.centre_id,
-    count(distinct att.attendance_id) as attendances,
+    ca.child_key,
+    ca.session_date as contact_date,
+    ca.centre_id,
+    count(*) as attendances,
     bool_or(activities.service_type = 'targeted') as targeted,
-    bool_or(att.person_key = cf.person_key) as own_attendance
-from child_families as cf
-inner join attendee as att on att.family_key = cf.family_key
-cross join metric_params as p
-left join activities on activities.activity_code = att.activity_code
-where p.family_contacts_count_for_children or att.person_key = cf.person_key
-group by cf.child_key, att.session_date, att.centre_id
+    max(ca.own) = 1 as own_attendance
+from child_attendances as ca
+left join activities on activities.activity_code = ca.activity_code
+group by ca.child_key, ca.session_date, ca.centre_id

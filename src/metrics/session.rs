@@ -73,9 +73,15 @@ impl LakeSession {
                 NonZeroUsize::new(5).expect("non-zero"),
             )))
             .build_arc()?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("earlystart", "lake");
+        // Plain strings, not views: a sliced view array reports its whole shared buffer to
+        // the memory pool, so sorts over string keys looked many times their size and
+        // failed instead of spilling. Room for the merge phase of a spilled sort.
+        let options = config.options_mut();
+        options.execution.parquet.schema_force_view_types = false;
+        options.execution.sort_spill_reservation_bytes = 64 << 20;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         super::stats::register_udfs(&ctx, confidence);
         let mut tables: Vec<TableEntry> = Vec::new();

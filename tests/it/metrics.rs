@@ -764,3 +764,33 @@ fn the_deployment_is_compared_with_the_published_england_value() {
         "{text}"
     );
 }
+
+#[test]
+fn sustained_engagement_in_any_twelve_month_window() {
+    // Third contact day of C01 (2024-06-10), C02 (2024-07-01), C03 (2024-07-02: its four
+    // rows are on three dates); C06's
+    // 2024-02-20, 2024-10-01 and 2024-11-01 fall in one 12-month window (2024-11-01), though
+    // not in the reporting year's; G3 through its parent's days (2025-01-05).
+    let path = world_lake();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows = rt.block_on(async {
+        let lake = Lake::open(&path.to_string_lossy()).unwrap();
+        let session = LakeSession::open(&lake, Limits::default(), 0.95)
+            .await
+            .unwrap();
+        session
+            .query(
+                "select string_agg(cast(first_sustained_date as varchar), ',' \
+                 order by first_sustained_date) from stg_child_engagement",
+            )
+            .await
+            .unwrap()
+    });
+    let text = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("2024-06-10,2024-07-01,2024-07-02,2024-11-01,2025-01-05"),
+        "{text}"
+    );
+}
