@@ -1,54 +1,14 @@
 -- When each child first had sustained engagement: the first contact unit at which the
 -- sustained_min_contacts most recent units all fall within sustained_window_months
 -- (metrics.md §3.3, "≥ N contact days within any 12-month window"). Units are contact
--- days, or attendances with contact_unit = "attendance". Each unit is numbered per child,
--- and unit k is compared with unit k − N + 1 by an equality join (no range join, no
--- per-child quadratic work). Children never sustained have no row.
+-- days, or attendances with contact_unit = "attendance", numbered per child in
+-- stg_contact_units; unit k is compared with unit k − N + 1 by an equality join (no range
+-- join, no per-child quadratic work). Children never sustained have no row.
 with params as (
     select
         sustained_min_contacts,
-        contact_unit,
         cast(concat(cast(sustained_window_months as varchar), ' months') as interval) as window_length
     from metric_params
-),
-
-days as (
-    select
-        child_key,
-        contact_date,
-        sum(attendances) as attendances
-    from stg_contact_days
-    group by child_key, contact_date
-),
-
-units as (
-    select
-        d.child_key,
-        d.contact_date
-    from days as d
-    cross join params as p
-    where p.contact_unit <> 'attendance'
-    union all
-    select
-        d.child_key,
-        d.contact_date
-    from (
-        select
-            child_key,
-            contact_date,
-            unnest(range(attendances)) as copy
-        from days
-    ) as d
-    cross join params as p
-    where p.contact_unit = 'attendance'
-),
-
-numbered as (
-    select
-        child_key,
-        contact_date,
-        row_number() over (partition by child_key order by contact_date) as k
-    from units
 ),
 
 -- For unit k, the unit N − 1 before it (computed first: DataFusion 55 drops a join
@@ -58,7 +18,7 @@ looking_back as (
         n.child_key,
         n.contact_date,
         n.k - p.sustained_min_contacts + 1 as back_k
-    from numbered as n
+    from stg_contact_units as n
     cross join params as p
 ),
 
@@ -68,7 +28,7 @@ paired as (
         later.contact_date,
         earlier.contact_date as earliest_in_run
     from looking_back as later
-    inner join numbered as earlier
+    inner join stg_contact_units as earlier
         on earlier.child_key = later.child_key
         and earlier.k = later.back_k
 )

@@ -271,7 +271,7 @@ fn replace_table(
     batches: Vec<RecordBatch>,
 ) -> Result<()> {
     let _ = session.ctx.deregister_table(name)?;
-    let table = MemTable::try_new(schema, vec![batches])?;
+    let table = MemTable::try_new(schema, vec![compact(batches)?])?;
     session.ctx.register_table(name, Arc::new(table))?;
     Ok(())
 }
@@ -413,4 +413,23 @@ fn first_column_values(batches: &[RecordBatch]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Copies batches into chunks that own their buffers. A query's output batches are often
+/// slices of larger shared buffers, and each slice reports the whole buffer to the memory
+/// pool; read back by the next model, a sort over them then looked many times its real
+/// size and failed instead of spilling.
+fn compact(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    const CHUNK: usize = 8192;
+    let mut out = Vec::new();
+    for b in batches {
+        let mut offset = 0;
+        while offset < b.num_rows() {
+            let len = CHUNK.min(b.num_rows() - offset);
+            let slice = b.slice(offset, len);
+            out.push(arrow::compute::concat_batches(&slice.schema(), [&slice])?);
+            offset += len;
+        }
+    }
+    Ok(out)
 }
