@@ -43,16 +43,6 @@ registered as (
     group by pop.period_type, pop.period_end, pop.child_key
 ),
 
--- One row per child and contact day (a day at two centres is one contact day).
-contact_dates as (
-    select
-        child_key,
-        contact_date,
-        sum(attendances) as attendances
-    from stg_contact_days
-    group by child_key, contact_date
-),
-
 contact_units as (
     select
         pop.period_type,
@@ -64,7 +54,7 @@ contact_units as (
         end as units
     from population as pop
     cross join params
-    inner join contact_dates as d
+    inner join stg_contact_dates as d
         on d.child_key = pop.child_key
         and d.contact_date between pop.window_start and pop.period_end
     where pop.period_type <> 'quarter'

@@ -1,42 +1,45 @@
--- When each child first had sustained engagement: the first contact unit at which the
--- sustained_min_contacts most recent units all fall within sustained_window_months
--- (metrics.md §3.3, "≥ N contact days within any 12-month window"). Units are contact
--- days, or attendances with contact_unit = "attendance", numbered per child in
--- stg_contact_units; unit k is compared with unit k − N + 1 by an equality join (no range
--- join, no per-child quadratic work). Children never sustained have no row.
+-- When each child first had sustained engagement: the first day on which the contact units
+-- of the preceding sustained_window_months reach sustained_min_contacts (metrics.md §3.3,
+-- "≥ N contact days within any 12-month window"). Children never sustained have no row.
+-- A range join per child: simple and within the memory pool, but quadratic in a child's
+-- days, so it is the slowest model at county scale (a window-function version tripped
+-- DataFusion 55's sort memory accounting; see docs/operations.md).
 with params as (
     select
         sustained_min_contacts,
+        contact_unit,
         cast(concat(cast(sustained_window_months as varchar), ' months') as interval) as window_length
     from metric_params
 ),
 
--- For unit k, the unit N − 1 before it (computed first: DataFusion 55 drops a join
--- condition that mixes in a third table's column).
-looking_back as (
+days as (
     select
-        n.child_key,
-        n.contact_date,
-        n.k - p.sustained_min_contacts + 1 as back_k
-    from stg_contact_units as n
+        d.child_key,
+        d.contact_date,
+        case when p.contact_unit = 'attendance' then d.attendances else 1 end as units,
+        -- computed here: DataFusion 55 drops an ON condition that names a third table
+        d.contact_date - p.window_length as window_start
+    from stg_contact_dates as d
     cross join params as p
 ),
 
-paired as (
+running as (
     select
-        later.child_key,
-        later.contact_date,
-        earlier.contact_date as earliest_in_run
-    from looking_back as later
-    inner join stg_contact_units as earlier
-        on earlier.child_key = later.child_key
-        and earlier.k = later.back_k
+        d.child_key,
+        d.contact_date,
+        sum(earlier.units) as units_in_window
+    from days as d
+    inner join days as earlier
+        on earlier.child_key = d.child_key
+        and earlier.contact_date <= d.contact_date
+        and earlier.contact_date > d.window_start
+    group by d.child_key, d.contact_date
 )
 
 select
-    paired.child_key,
-    min(paired.contact_date) as first_sustained_date
-from paired
+    running.child_key,
+    min(running.contact_date) as first_sustained_date
+from running
 cross join params as p
-where paired.earliest_in_run > paired.contact_date - p.window_length
-group by paired.child_key
+where running.units_in_window >= p.sustained_min_contacts
+group by running.child_key

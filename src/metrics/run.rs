@@ -340,10 +340,12 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
                     };
                     (
                         format!("relationships to {relationships}"),
+                        // Distinct values first, then an anti join: the big table is
+                        // never the hash join's build side.
                         format!(
-                            "select distinct cast({c} as varchar) from {t} where {c} is not null \
-                             and {c} not in (select {} from {} where {} is not null) limit 5",
-                            quoted(other_col),
+                            "select cast(d.v as varchar) from (select distinct {c} as v from {t} \
+                             where {c} is not null) as d where not exists (select 1 from {} as o \
+                             where o.{} = d.v) limit 5",
                             quoted(other),
                             quoted(other_col)
                         ),
