@@ -36,16 +36,37 @@ facts as (
     where coalesce(c.date_of_birth, r.date_of_birth) + interval '5 years' > r.period_end
 ),
 
+-- Counted at the finest grain first, then spread over the geographies.
+fine as (
+    select
+        period_type,
+        period_start,
+        period_end,
+        la_code,
+        reach_area,
+        eh_area,
+        lot,
+        count(*) filter (where in_register) as in_register,
+        count(*) filter (where placed_in_lsoa) as placed_in_lsoa,
+        count(*) as registered
+    from facts
+    group by period_type, period_start, period_end, la_code, reach_area, eh_area, lot
+),
+
 placed as (
-    select 'deployment' as geography_type, 'ALL' as geography_code, * from facts
-    union all
-    select 'la' as geography_type, la_code as geography_code, * from facts
-    union all
-    select 'reach_area' as geography_type, reach_area as geography_code, * from facts where reach_area is not null
-    union all
-    select 'eh_area' as geography_type, eh_area as geography_code, * from facts where eh_area is not null
-    union all
-    select 'lot' as geography_type, lot as geography_code, * from facts where lot is not null
+    select
+        g.geography_type,
+        case g.geography_type
+            when 'deployment' then 'ALL'
+            when 'la' then f.la_code
+            when 'reach_area' then f.reach_area
+            when 'eh_area' then f.eh_area
+            when 'lot' then f.lot
+        end as geography_code,
+        f.*
+    from fine as f
+    cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
+        as g(geography_type)
 )
 
 select
@@ -57,13 +78,12 @@ select
     p.geography_code,
     'all' as breakdown_type,
     'all' as breakdown_value,
-    count(*) filter (
-        where (m.metric_id = 'DQ-01' and p.in_register) or (m.metric_id = 'DQ-03' and p.placed_in_lsoa)
-    ) as numerator,
-    count(*) as denominator,
+    sum(case when m.metric_id = 'DQ-01' then p.in_register else p.placed_in_lsoa end) as numerator,
+    sum(p.registered) as denominator,
     cast(null as bigint) as comparison_numerator,
     cast(null as bigint) as comparison_denominator,
     '' as quality_flags
 from placed as p
 cross join (values ('DQ-01'), ('DQ-03')) as m(metric_id)
+where p.geography_code is not null
 group by m.metric_id, p.period_type, p.period_start, p.period_end, p.geography_type, p.geography_code

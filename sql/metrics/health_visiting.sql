@@ -24,6 +24,30 @@ measures as (
         or (m.kind in ('HV-09', 'HV-10', 'HV-11') and f.review = 'HV-04')
 ),
 
+-- Counted first at the finest grain (each combination of places and groups), then spread
+-- over the geographies and breakdowns: the counts add up, and the spreading multiplies a few
+-- thousand rows instead of every child.
+fine as (
+    select
+        metric_id,
+        period_type,
+        period_start,
+        period_end,
+        la_code,
+        reach_area,
+        eh_area,
+        lot,
+        deprivation_band,
+        sex,
+        ethnicity_group,
+        count(*) filter (where ok) as numerator,
+        count(*) as denominator
+    from measures
+    group by
+        metric_id, period_type, period_start, period_end, la_code, reach_area, eh_area, lot,
+        deprivation_band, sex, ethnicity_group
+),
+
 placed as (
     select
         g.geography_type,
@@ -42,7 +66,7 @@ placed as (
             when 'ethnicity_group' then m.ethnicity_group
         end as breakdown_value,
         m.*
-    from measures as m
+    from fine as m
     cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
     cross join (values ('all'), ('deprivation'), ('sex'), ('ethnicity_group'))
@@ -59,8 +83,8 @@ counted as (
         geography_code,
         breakdown_type,
         breakdown_value,
-        count(*) filter (where ok) as numerator,
-        count(*) as denominator
+        sum(numerator) as numerator,
+        sum(denominator) as denominator
     from placed
     where geography_code is not null
     group by

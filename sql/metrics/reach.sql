@@ -11,7 +11,35 @@ breakdowns as (
         as b(breakdown_type)
 ),
 
--- Each child counts once in every geography that contains it, in every breakdown.
+-- Counted first at the finest grain (each combination of places and groups), then spread
+-- over the geographies and breakdowns, where every child counts once in each: the counts
+-- add up, and the spreading multiplies a few thousand rows instead of every child.
+fine as (
+    select
+        period_type,
+        period_start,
+        period_end,
+        la_code,
+        reach_area,
+        eh_area,
+        lot,
+        deprivation_band,
+        sex,
+        ethnicity_group,
+        count(*) as children,
+        count(*) filter (where is_registered) as registered,
+        count(*) filter (where is_seen) as seen,
+        count(*) filter (where is_sustained) as sustained,
+        count(*) filter (where is_registered and is_sustained) as registered_sustained,
+        count(*) filter (where deprivation_band = 'most_deprived_30') as most_deprived,
+        count(*) filter (where deprivation_band = 'most_deprived_30' and not is_seen)
+            as most_deprived_unreached
+    from int_reach_facts
+    group by
+        period_type, period_start, period_end, la_code, reach_area, eh_area, lot,
+        deprivation_band, sex, ethnicity_group
+),
+
 placed as (
     select
         g.geography_type,
@@ -30,7 +58,7 @@ placed as (
             when 'ethnicity_group' then f.ethnicity_group
         end as breakdown_value,
         f.*
-    from int_reach_facts as f
+    from fine as f
     cross join geographies as g
     cross join breakdowns as b
 ),
@@ -44,14 +72,13 @@ counts as (
         geography_code,
         breakdown_type,
         breakdown_value,
-        count(*) as children,
-        count(*) filter (where is_registered) as registered,
-        count(*) filter (where is_seen) as seen,
-        count(*) filter (where is_sustained) as sustained,
-        count(*) filter (where is_registered and is_sustained) as registered_sustained,
-        count(*) filter (where deprivation_band = 'most_deprived_30') as most_deprived,
-        count(*) filter (where deprivation_band = 'most_deprived_30' and not is_seen)
-            as most_deprived_unreached
+        sum(children) as children,
+        sum(registered) as registered,
+        sum(seen) as seen,
+        sum(sustained) as sustained,
+        sum(registered_sustained) as registered_sustained,
+        sum(most_deprived) as most_deprived,
+        sum(most_deprived_unreached) as most_deprived_unreached
     from placed
     where geography_code is not null
     group by
