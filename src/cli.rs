@@ -81,8 +81,8 @@ enum Command {
         /// Recompute even when no input changed.
         #[arg(long)]
         force: bool,
-        /// Memory the queries may hold before spilling to disk.
-        #[arg(long, default_value = "1536MiB")]
+        /// Memory pool of the queries (an accounting ceiling: see Limits::metrics).
+        #[arg(long, default_value = "12GiB")]
         memory_limit: String,
     },
     /// Query the lake with read-only SQL: an interactive prompt, or -c / -f once.
@@ -215,7 +215,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     force,
                     limits: Limits {
                         memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
-                        ..Limits::default()
+                        ..Limits::metrics()
                     },
                 };
                 run_metrics(&cli.project, &Lake::open(&lake)?, &opts, true)

@@ -156,6 +156,28 @@ group_members as (
     from child_groups
 ),
 
+group_fine as (
+    select
+        f.period_type,
+        f.period_start,
+        f.period_end,
+        f.la_code,
+        f.reach_area,
+        f.eh_area,
+        f.lot,
+        gm.group_code,
+        count(*) filter (where f.is_sustained) as sustained,
+        count(*) as members
+    from group_members as gm
+    inner join int_reach_facts as f
+        on f.child_key = gm.child_key
+        and f.period_type = gm.period_type
+        and f.period_end = gm.period_end
+    group by
+        f.period_type, f.period_start, f.period_end, f.la_code, f.reach_area, f.eh_area, f.lot,
+        gm.group_code
+),
+
 group_placed as (
     select
         g.geography_type,
@@ -166,13 +188,8 @@ group_placed as (
             when 'eh_area' then f.eh_area
             when 'lot' then f.lot
         end as geography_code,
-        gm.group_code,
         f.*
-    from group_members as gm
-    inner join int_reach_facts as f
-        on f.child_key = gm.child_key
-        and f.period_type = gm.period_type
-        and f.period_end = gm.period_end
+    from group_fine as f
     cross join geographies as g
 ),
 
@@ -186,27 +203,41 @@ group_metrics as (
         geography_code,
         'target_group' as breakdown_type,
         group_code as breakdown_value,
-        count(*) filter (where is_sustained) as numerator,
-        count(*) as denominator
+        sum(sustained) as numerator,
+        sum(members) as denominator
     from group_placed
     where geography_code is not null
     group by period_type, period_start, period_end, geography_type, geography_code, group_code
 ),
 
 -- REACH-06: children seen at a centre (delivery) and how many of them live in its reach area.
-seen_at_centre as (
+-- The centres each child was seen at in each window (days placed in periods first: a day
+-- falls in only a few windows, whereas a child has many days).
+centre_windows as (
     select distinct
+        pr.period_type,
+        pr.period_end,
+        d.centre_id,
+        d.child_key
+    from stg_contact_days as d
+    inner join stg_periods as pr
+        on d.contact_date between pr.window_start and pr.period_end
+    where pr.period_type <> 'quarter'
+),
+
+seen_at_centre as (
+    select
         f.period_type,
         f.period_start,
         f.period_end,
-        d.centre_id,
+        cw.centre_id,
         f.child_key,
-        coalesce(f.reach_area = d.centre_id, false) as lives_in_reach_area
-    from int_reach_facts as f
-    inner join stg_contact_days as d
-        on d.child_key = f.child_key
-        and d.contact_date between f.window_start and f.period_end
-    where f.period_type <> 'quarter'
+        coalesce(f.reach_area = cw.centre_id, false) as lives_in_reach_area
+    from centre_windows as cw
+    inner join int_reach_facts as f
+        on f.child_key = cw.child_key
+        and f.period_type = cw.period_type
+        and f.period_end = cw.period_end
 ),
 
 delivery_metrics as (

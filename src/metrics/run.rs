@@ -36,7 +36,7 @@ pub struct MetricRun {
 }
 
 /// Options of a metric run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MetricOptions {
     /// Models to build with everything they read (empty = the whole project).
     pub select: Vec<String>,
@@ -44,6 +44,16 @@ pub struct MetricOptions {
     pub limits: Limits,
     /// Recompute even when the inputs are unchanged.
     pub force: bool,
+}
+
+impl Default for MetricOptions {
+    fn default() -> Self {
+        Self {
+            select: Vec::new(),
+            limits: Limits::metrics(),
+            force: false,
+        }
+    }
 }
 
 /// Builds the project under `project/sql` into the lake's `metrics/` area.
