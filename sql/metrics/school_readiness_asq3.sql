@@ -26,6 +26,29 @@ with measures as (
         as m(metric_id)
 ),
 
+-- Counted first at the finest grain, then spread over the geographies and breakdowns.
+fine as (
+    select
+        metric_id,
+        period_type,
+        period_start,
+        period_end,
+        la_code,
+        reach_area,
+        eh_area,
+        lot,
+        deprivation_band,
+        sex,
+        ethnicity_group,
+        engagement,
+        count(*) filter (where ok) as ok_reviews,
+        count(ok) as scored
+    from measures
+    group by
+        metric_id, period_type, period_start, period_end, la_code, reach_area, eh_area, lot,
+        deprivation_band, sex, ethnicity_group, engagement
+),
+
 placed as (
     select
         g.geography_type,
@@ -45,7 +68,7 @@ placed as (
             when 'engagement' then m.engagement
         end as breakdown_value,
         m.*
-    from measures as m
+    from fine as m
     cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
     cross join (values ('all'), ('deprivation'), ('sex'), ('ethnicity_group'), ('engagement'))
@@ -62,12 +85,12 @@ counted as (
         geography_code,
         breakdown_type,
         breakdown_value,
-        count(*) filter (where ok) as numerator,
-        count(ok) as denominator,
-        count(*) filter (where ok and engagement = 'sustained') as sustained_ok,
-        count(ok) filter (where engagement = 'sustained') as sustained_scored,
-        count(*) filter (where ok and engagement <> 'sustained') as others_ok,
-        count(ok) filter (where engagement <> 'sustained') as others_scored
+        sum(ok_reviews) as numerator,
+        sum(scored) as denominator,
+        sum(case when engagement = 'sustained' then ok_reviews else 0 end) as sustained_ok,
+        sum(case when engagement = 'sustained' then scored else 0 end) as sustained_scored,
+        sum(case when engagement <> 'sustained' then ok_reviews else 0 end) as others_ok,
+        sum(case when engagement <> 'sustained' then scored else 0 end) as others_scored
     from placed
     where geography_code is not null
     group by
