@@ -144,16 +144,20 @@ fn select(project: &Project, names: &[String]) -> Result<Vec<Model>> {
     if names.is_empty() {
         return Ok(project.models.clone());
     }
+    let mut stack: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.to_lowercase();
+        if project.get(&n).is_none() {
+            bail!("no model {n:?} under sql/ (file stem = table name)");
+        }
+        stack.push(n);
+    }
+    // Everything upstream: the models among the tables each selected model reads.
     let mut wanted: BTreeSet<String> = BTreeSet::new();
-    let mut stack: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
     while let Some(n) = stack.pop() {
-        let Some(m) = project.get(&n) else {
-            if wanted.is_empty() || names.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
-                bail!("no model {n:?} under sql/ (file stem = table name)");
-            }
-            continue;
-        };
-        if wanted.insert(n) {
+        if let Some(m) = project.get(&n)
+            && wanted.insert(n)
+        {
             stack.extend(m.reads.iter().cloned());
         }
     }
