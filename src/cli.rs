@@ -142,7 +142,7 @@ enum Command {
         #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
         lake: String,
     },
-    /// Measure ingest throughput on generated data, beside DuckDB when it is installed.
+    /// Measure ingest and the metric catalogue on generated data, beside DuckDB when installed.
     Bench {
         /// Size of the synthetic area.
         #[arg(long, value_enum, default_value = "county")]
