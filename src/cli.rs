@@ -280,15 +280,7 @@ pub async fn run_pipeline(
     key: Pseudonymiser,
     run: PipelineRun<'_>,
 ) -> Result<i32> {
-    let pipeline = crate::config::load(project, name).map_err(|errs| {
-        anyhow::anyhow!(
-            "pipeline {name} is invalid:\n{}",
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let pipeline = crate::config::load_or_report(project, name)?;
     let lake = Lake::open(lake)?;
     // One run of a pipeline at a time, across processes and machines sharing the lake.
     let lease = match lake

@@ -61,15 +61,7 @@ impl Schedule {
 pub fn load(project: &std::path::Path) -> Result<Vec<Schedule>> {
     let mut out = Vec::new();
     for name in crate::config::list(project)? {
-        let p = crate::config::load(project, &name).map_err(|errs| {
-            anyhow::anyhow!(
-                "pipeline {name} is invalid (run `earlystart validate`):\n{}",
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })?;
+        let p = crate::config::load_or_report(project, &name)?;
         if let Some(expr) = &p.schedule {
             out.push(Schedule::new(&name, expr, p.timezone)?);
         }

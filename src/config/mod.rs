@@ -119,6 +119,19 @@ pub struct Pipeline {
     pub notify_on: Vec<String>,
 }
 
+/// [`load`] for callers that only report: every error in one message, one per line.
+pub fn load_or_report(project: &Path, name: &str) -> anyhow::Result<Pipeline> {
+    load(project, name).map_err(|errs| {
+        anyhow::anyhow!(
+            "pipeline {name} is invalid (run `earlystart validate`):\n{}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
 /// Loads and resolves `pipelines/<name>.toml` under `project`.
 pub fn load(project: &Path, name: &str) -> Result<Pipeline, Vec<ConfigError>> {
     let file = project.join("pipelines").join(format!("{name}.toml"));
