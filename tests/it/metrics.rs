@@ -454,26 +454,36 @@ pub fn world_lake() -> &'static Path {
     .leak()
 }
 
+/// Runs a query on the fixture world's lake, as `earlystart sql` would.
+fn query_world(sql: &str) -> Vec<RecordBatch> {
+    let path = world_lake();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let lake = Lake::open(&path.to_string_lossy()).unwrap();
+        let session = LakeSession::open(&lake, Limits::default(), 0.95)
+            .await
+            .unwrap();
+        session.query(sql).await.unwrap()
+    })
+}
+
+/// The result of a query on the fixture world as a printed table.
+fn query_world_text(sql: &str) -> String {
+    arrow::util::pretty::pretty_format_batches(&query_world(sql))
+        .unwrap()
+        .to_string()
+}
+
 /// metric_values of the fixture world by key.
 fn world() -> &'static BTreeMap<String, Row> {
     static WORLD: OnceLock<BTreeMap<String, Row>> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let path = world_lake();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let lake = Lake::open(&path.to_string_lossy()).unwrap();
-            let session = LakeSession::open(&lake, Limits::default(), 0.95).await.unwrap();
-            let batches = session
-                .query(
-                    "select concat_ws('|', metric_id, period_type, cast(period_end as varchar), \
-                     geography_type, geography_code, breakdown_type, breakdown_value), \
-                     numerator, coalesce(denominator, -1), coalesce(value, -1.0), lower_95, upper_95, \
-                     comparison from metric_values",
-                )
-                .await
-                .unwrap();
-            collect(&batches)
-        })
+        collect(&query_world(
+            "select concat_ws('|', metric_id, period_type, cast(period_end as varchar), \
+             geography_type, geography_code, breakdown_type, breakdown_value), \
+             numerator, coalesce(denominator, -1), coalesce(value, -1.0), lower_95, upper_95, \
+             comparison from metric_values",
+        ))
     })
 }
 
@@ -742,23 +752,11 @@ fn the_deployment_is_compared_with_the_published_england_value() {
     let key = "HV-02|fy|2025-03-31|deployment|ALL|all|all";
     check(key, 4, 6, Some((30.0, 90.3)));
     assert_eq!(world()[key].5, "similar");
-    let path = world_lake();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(async {
-        let lake = Lake::open(&path.to_string_lossy()).unwrap();
-        let session = LakeSession::open(&lake, Limits::default(), 0.95).await.unwrap();
-        session
-            .query(
-                "select comparator_type, comparator_value from metric_values \
-                 where metric_id = 'HV-02' and period_type = 'fy' and geography_type = 'deployment' \
-                 and breakdown_type = 'all'",
-            )
-            .await
-            .unwrap()
-    });
-    let text = arrow::util::pretty::pretty_format_batches(&rows)
-        .unwrap()
-        .to_string();
+    let text = query_world_text(
+        "select comparator_type, comparator_value from metric_values \
+         where metric_id = 'HV-02' and period_type = 'fy' and geography_type = 'deployment' \
+         and breakdown_type = 'all'",
+    );
     assert!(
         text.contains("| england         | 85.2             |"),
         "{text}"
@@ -771,24 +769,10 @@ fn sustained_engagement_in_any_twelve_month_window() {
     // rows are on three dates); C06's
     // 2024-02-20, 2024-10-01 and 2024-11-01 fall in one 12-month window (2024-11-01), though
     // not in the reporting year's; G3 through its parent's days (2025-01-05).
-    let path = world_lake();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(async {
-        let lake = Lake::open(&path.to_string_lossy()).unwrap();
-        let session = LakeSession::open(&lake, Limits::default(), 0.95)
-            .await
-            .unwrap();
-        session
-            .query(
-                "select string_agg(cast(first_sustained_date as varchar), ',' \
-                 order by first_sustained_date) from stg_child_engagement",
-            )
-            .await
-            .unwrap()
-    });
-    let text = arrow::util::pretty::pretty_format_batches(&rows)
-        .unwrap()
-        .to_string();
+    let text = query_world_text(
+        "select string_agg(cast(first_sustained_date as varchar), ',' \
+         order by first_sustained_date) from stg_child_engagement",
+    );
     assert!(
         text.contains("2024-06-10,2024-07-01,2024-07-02,2024-11-01,2025-01-05"),
         "{text}"
