@@ -316,22 +316,22 @@ impl Lake {
         Ok(done.version() as i64)
     }
 
-    /// Registers a table with a DataFusion session under `name`. Returns false when the
-    /// table does not exist yet.
+    /// Registers a table with a DataFusion session under `name`. Returns the Delta version
+    /// registered, or `None` when the table does not exist yet.
     pub async fn register(
         &self,
         ctx: &SessionContext,
         area: &str,
         table: &str,
         name: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<i64>> {
         let Some(t) = self.table(area, table).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         t.update_datafusion_session(&ctx.state())?;
         let provider = t.table_provider().await?;
         ctx.register_table(name, provider)?;
-        Ok(true)
+        Ok(Some(t.version().map_or(-1, |v| v as i64)))
     }
 
     /// Reads a whole table (all columns), or `None` when it does not exist.
@@ -348,7 +348,7 @@ impl Lake {
         columns: &[&str],
     ) -> Result<Option<Vec<RecordBatch>>> {
         let ctx = SessionContext::new();
-        if !self.register(&ctx, area, name, "t").await? {
+        if self.register(&ctx, area, name, "t").await?.is_none() {
             return Ok(None);
         }
         let mut df = ctx.table("t").await?;

@@ -75,7 +75,7 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
     }
     check_inputs(&session, &models, &provided)?;
 
-    let run_key = run_key(lake, &session, &models, &provided).await?;
+    let run_key = run_key(&session, &models, &provided);
     let app_id = format!("earlystart/metrics/{run_key}");
     // The run id is not part of the key: the same inputs give the same figures.
     let run_batch = run_table(&run_key);
@@ -207,12 +207,11 @@ fn last_table(models: &[Model]) -> String {
 
 /// The run key: SHA-256 over every model's SQL, the provided tables and the version of
 /// every lake table the project reads.
-async fn run_key(
-    lake: &Lake,
+fn run_key(
     session: &LakeSession,
     models: &[Model],
     provided: &HashMap<&str, RecordBatch>,
-) -> Result<String> {
+) -> String {
     let mut parts: Vec<String> = Vec::new();
     let model_names: BTreeSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let mut inputs: BTreeSet<&str> = BTreeSet::new();
@@ -225,17 +224,13 @@ async fn run_key(
                 .filter(|t| !model_names.contains(t) && !provided.contains_key(t)),
         );
     }
+    // The versions the session registered: the ones the queries will read.
     for t in inputs {
-        let area = session
+        let (area, version) = session
             .tables
             .iter()
             .find(|e| e.name == t)
-            .map(|e| e.area.clone())
-            .unwrap_or_default();
-        let version = match lake.table(&area, t).await? {
-            Some(table) => table.version().map_or(-1, |v| v as i64),
-            None => -1,
-        };
+            .map_or((String::new(), -1), |e| (e.area.clone(), e.version));
         parts.push(format!("input {area}/{t} v{version}"));
     }
     // metric_run holds the run id, which is derived from this key.
@@ -246,7 +241,7 @@ async fn run_key(
         parts.push(format!("provided {name} {}", batch_digest(batch)));
     }
     tracing::debug!(parts = ?parts, "metric run key inputs");
-    Ok(sha256_hex(parts.join("\n").as_bytes()))
+    sha256_hex(parts.join("\n").as_bytes())
 }
 
 /// The one-row `metric_run` table: the id stamped on every metric value.

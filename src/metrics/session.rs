@@ -63,6 +63,8 @@ pub struct TableEntry {
     pub name: String,
     /// Lake area (`curated`, `metrics`, `ops`).
     pub area: String,
+    /// The Delta version the session reads.
+    pub version: i64,
 }
 
 /// A session over the lake.
@@ -103,10 +105,11 @@ impl LakeSession {
                 if tables.iter().any(|t| t.name == name) {
                     continue;
                 }
-                if lake.register(&ctx, area, &name, &name).await? {
+                if let Some(version) = lake.register(&ctx, area, &name, &name).await? {
                     tables.push(TableEntry {
                         name,
                         area: area.to_string(),
+                        version,
                     });
                 }
             }
