@@ -266,8 +266,7 @@ fn metrics(project: &Path, lake: &Path, has_duckdb: bool, runs: usize) -> Result
         for _ in 0..runs {
             let (m, out) =
                 measure_output(Command::new("python3").arg(&script).arg(lake).args(&models))?;
-            last = serde_json::from_str(out.lines().last().unwrap_or(""))
-                .context("DuckDB script output")?;
+            last = last_json_line(&out)?;
             runs_d.push(m);
         }
         let d = median(runs_d);
@@ -311,6 +310,10 @@ fn duckdb_json(cmd: &mut Command) -> Result<serde_json::Value> {
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).context("DuckDB script output")
+    last_json_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The DuckDB script's result: the JSON object on its last line of output.
+fn last_json_line(out: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(out.lines().last().unwrap_or("")).context("DuckDB script output")
 }
