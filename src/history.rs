@@ -10,7 +10,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, Utc};
 
 use crate::lake::Lake;
-use crate::metrics::session::{LakeSession, Limits};
+use datafusion::prelude::SessionContext;
 
 /// Rows of a query as strings, column by column (nulls as "").
 fn cells(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
@@ -34,9 +34,18 @@ fn cells(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
     Ok(out)
 }
 
-async fn session(lake: &Lake) -> Result<Option<LakeSession>> {
-    let s = LakeSession::open(lake, Limits::default(), 0.95).await?;
-    Ok(s.tables.iter().any(|t| t.name == "runs").then_some(s))
+/// A session that sees `ops/runs` alone (loading every table of the lake to list runs would
+/// be wasted work), or `None` before the first run.
+async fn session(lake: &Lake) -> Result<Option<SessionContext>> {
+    let ctx = SessionContext::new();
+    Ok(lake
+        .register(&ctx, crate::lake::OPS, "runs", "runs")
+        .await?
+        .map(|_| ctx))
+}
+
+async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// The latest `limit` runs (of one pipeline, or all), newest first, as a table.
@@ -47,14 +56,16 @@ pub async fn runs(lake: &Lake, pipeline: Option<&str>, limit: usize) -> Result<S
     let filter = pipeline
         .map(|p| format!("where pipeline = '{}'", p.replace('\'', "''")))
         .unwrap_or_default();
-    let batches = s
-        .query(&format!(
+    let batches = query(
+        &s,
+        &format!(
             "select run_id, pipeline, trigger, status, substr(started_at, 1, 19), \
              cast(round(duration_s, 1) as varchar), files_ingested, files_skipped, files_rejected, \
              rows_loaded, rows_quarantined, steps, coalesce(error, '') \
              from runs {filter} order by started_at desc limit {limit}"
-        ))
-        .await?;
+        ),
+    )
+    .await?;
     let mut t = comfy_table::Table::new();
     t.set_header([
         "run",
@@ -112,11 +123,14 @@ pub async fn status(project: &Path, lake: &Lake, now: DateTime<Utc>) -> Result<S
     for name in crate::config::list(project)? {
         let last = match &s {
             Some(s) => cells(
-                &s.query(&format!(
-                    "select run_id, status, substr(started_at, 1, 19) from runs where pipeline = '{}' \
-                     order by started_at desc limit 1",
-                    name.replace('\'', "''")
-                ))
+                &query(
+                    s,
+                    &format!(
+                        "select run_id, status, substr(started_at, 1, 19) from runs \
+                         where pipeline = '{}' order by started_at desc limit 1",
+                        name.replace('\'', "''")
+                    ),
+                )
                 .await?,
             )?
             .pop(),
