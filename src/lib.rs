@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod reference;
+pub mod report;
 pub mod rules;
 pub mod schedule;
 pub mod sources;
