@@ -109,6 +109,23 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Render reports from the lake: HTML, and PDF when Chromium is installed.
+    Report {
+        /// Report name (a folder under reports/); omit for every report.
+        name: Option<String>,
+        /// Only this centre (its centre id).
+        #[arg(long)]
+        centre: Option<String>,
+        /// Financial year, e.g. 2024-25 (default: the latest in the lake).
+        #[arg(long)]
+        period: Option<String>,
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Also e-mail the set to reports.toml's [delivery] email.
+        #[arg(long)]
+        email: bool,
+    },
     /// Write docs/metrics.md from sql/catalogue.toml and the _models.toml sidecars.
     Docs {
         /// Only check that docs/metrics.md is up to date (exit 1 if not).
@@ -238,6 +255,25 @@ pub fn run(cli: Cli) -> Result<i32> {
                 sql(&cli.project, &lake, command, file, format, output, limits).await
             }
             Command::Docs { check } => docs(&cli.project, check),
+            Command::Report {
+                name,
+                centre,
+                period,
+                lake,
+                email,
+            } => {
+                let opts = crate::report::render::RenderOptions {
+                    reports: name.into_iter().collect(),
+                    centre,
+                    period,
+                    render_id: None,
+                    email,
+                };
+                let summary =
+                    crate::report::render::render(&cli.project, &Lake::open(&lake)?, &opts).await?;
+                println!("{}", summary.render());
+                Ok(0)
+            }
             Command::Serve { lake, extracts } => serve(&cli.project, lake, extracts).await,
             Command::Runs {
                 lake,

@@ -63,6 +63,41 @@ impl Mailer {
     }
 }
 
+impl Mailer {
+    /// Sends one message with a plain-text body and attached files
+    /// (`(file name, MIME type, bytes)`).
+    pub async fn send_with_attachments(
+        &self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+        attachments: &[(String, String, Vec<u8>)],
+    ) -> Result<()> {
+        use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+        let mut message = Message::builder().from(self.from.clone()).subject(subject);
+        for address in to {
+            message = message.to(address
+                .parse()
+                .with_context(|| format!("{address:?} is not an e-mail address"))?);
+        }
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body.to_string()));
+        for (name, mime, bytes) in attachments {
+            let content_type =
+                ContentType::parse(mime).with_context(|| format!("{mime:?} is not a MIME type"))?;
+            parts =
+                parts.singlepart(Attachment::new(name.clone()).body(bytes.clone(), content_type));
+        }
+        let message = message
+            .multipart(parts)
+            .context("cannot build the message")?;
+        self.transport
+            .send(message)
+            .await
+            .context("the SMTP server refused the message")?;
+        Ok(())
+    }
+}
+
 /// Tells the pipeline's addresses about a run whose status they asked for.
 pub async fn after_run(
     pipeline: &crate::config::Pipeline,

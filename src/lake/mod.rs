@@ -380,6 +380,16 @@ impl Lake {
         }
     }
 
+    /// Writes (or overwrites) one object: for outputs such as rendered reports, where the
+    /// object is complete when the put returns and nothing else points at it.
+    pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.object_path(relative), PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("cannot write {relative} in the lake"))?;
+        Ok(())
+    }
+
     /// Reads an object, or `None` when absent.
     pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
         match self.store.get(&self.object_path(relative)).await {

@@ -6,5 +6,10 @@
 //! `reports/` area with an index page.
 
 pub mod charts;
+pub mod data;
 pub mod disclosure;
+pub mod evaluation;
+pub mod figures;
+pub mod pdf;
+pub mod render;
 pub mod rubric;

@@ -1,0 +1,682 @@
+//! Rendering: report declarations in `reports/`, minijinja templates (strict about undefined
+//! values), HTML and PDF written to the lake's `reports/` area with an index page.
+//!
+//! Layout of `reports/` (council-editable, read at run time, no recompiling):
+//!
+//! ```text
+//! reports/reports.toml              council name, default audience, PDF, e-mail delivery
+//! reports/disclosure.toml           disclosure policy per audience
+//! reports/ofsted_rubric.toml        the self-evaluation rubric
+//! reports/_layout.html              page layout (the mandatory statement lives here)
+//! reports/_macros.html              macros: grade badges, figure blocks
+//! reports/index.html                the index page of a render
+//! reports/<name>/report.toml        one report: title, builder, units, tables it needs
+//! reports/<name>/report.html        its template
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::{Deserialize, Serialize};
+
+use super::data::ReportData;
+use super::disclosure::DisclosureConfig;
+use super::evaluation::{Inputs, Period, Unit};
+use super::figures::{DEPLOYMENT, Figures};
+use super::pdf::Chromium;
+use super::rubric::Rubric;
+use crate::lake::Lake;
+use crate::metrics::session::{LakeSession, Limits};
+
+/// `reports/reports.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Printed in titles and in the mandatory statement.
+    pub council_name: String,
+    /// Audience of reports that do not name one (an audience of `disclosure.toml`).
+    pub audience: String,
+    /// Make a PDF beside each HTML file (needs Chromium; see docs/reports.md).
+    #[serde(default = "yes")]
+    pub pdf: bool,
+    /// Interval level of the figures (as `[stats] confidence` in sql/metrics.toml).
+    #[serde(default = "confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn confidence() -> f64 {
+    0.95
+}
+
+/// Who receives the rendered reports by e-mail (SMTP settings from `EARLYSTART_SMTP_*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    #[serde(default)]
+    pub email: Vec<String>,
+}
+
+/// `reports/<name>/report.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    pub title: String,
+    /// Which context builder fills the template: `centre_evaluation`.
+    pub builder: String,
+    /// Template file inside the report's folder.
+    pub template: String,
+    /// Audience (overrides reports.toml).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// `centre` (one document per centre reach area) and/or `la` (the whole council).
+    pub units: Vec<String>,
+    /// Lake tables the report reads: checked before anything renders.
+    pub tables: Vec<String>,
+}
+
+/// Tables the centre evaluation builder reads.
+const EVALUATION_TABLES: [&str; 9] = [
+    "metric_values",
+    "metric_catalogue",
+    "centres",
+    "reach_areas",
+    "reach_by_decile",
+    "attendances",
+    "activities",
+    "file_loads",
+    "ref_target_groups",
+];
+
+/// The mandatory statement of ofsted.md §3.1.
+pub fn statement(council_name: &str) -> String {
+    format!(
+        "This is a data-driven self-evaluation produced by {council_name} with earlystart from \
+         administrative data. It follows the layout of Ofsted's children's centre inspection \
+         reports (2013–2015 framework) so that it can be read alongside them. It is not an \
+         Ofsted inspection report, Ofsted was not involved in producing it, and its grades are \
+         not Ofsted judgements."
+    )
+}
+
+/// What to render.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Report names (folders under reports/); empty = every report.
+    pub reports: Vec<String>,
+    /// Only this centre (and no whole-council document).
+    pub centre: Option<String>,
+    /// Financial year such as `2024-25`; default the latest in the lake.
+    pub period: Option<String>,
+    /// Folder name under the lake's `reports/` (default: a timestamp).
+    pub render_id: Option<String>,
+    /// Send the rendered set to `[delivery] email`.
+    pub email: bool,
+}
+
+/// One rendered document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    pub report: String,
+    pub title: String,
+    pub unit_name: String,
+    pub unit_code: String,
+    pub overall: String,
+    pub html: String,
+    pub pdf: Option<String>,
+    pub html_bytes: usize,
+    pub pdf_bytes: Option<usize>,
+}
+
+/// What a render did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderSummary {
+    pub render_id: String,
+    pub period: String,
+    pub documents: Vec<Rendered>,
+    pub index: String,
+    pub pdf_note: Option<String>,
+    pub seconds: f64,
+    pub emailed_to: Vec<String>,
+}
+
+impl RenderSummary {
+    /// Lines for the terminal.
+    pub fn render(&self) -> String {
+        let pdfs = self.documents.iter().filter(|d| d.pdf.is_some()).count();
+        let pdf_bytes: usize = self.documents.iter().filter_map(|d| d.pdf_bytes).sum();
+        let mut out = format!(
+            "Reports: {} documents for {} ({} PDF, {:.1} MB of PDF) in {:.1} s; index: {}",
+            self.documents.len(),
+            self.period,
+            pdfs,
+            pdf_bytes as f64 / 1e6,
+            self.seconds,
+            self.index
+        );
+        if let Some(note) = &self.pdf_note {
+            out.push_str(&format!("\n{note}"));
+        }
+        if !self.emailed_to.is_empty() {
+            out.push_str(&format!("\nE-mailed to {}", self.emailed_to.join(", ")));
+        }
+        out
+    }
+}
+
+/// The report folders under `reports/`.
+pub fn list_reports(project: &Path) -> Result<Vec<String>> {
+    let dir = project.join("reports");
+    let mut names = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+    {
+        let entry = entry?;
+        if entry.path().join("report.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn load_spec(project: &Path, name: &str) -> Result<ReportSpec> {
+    let path = project.join("reports").join(name).join("report.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no report {name:?}: expected {} (reports available: {})",
+            path.display(),
+            list_reports(project).unwrap_or_default().join(", ")
+        )
+    })?;
+    let spec: ReportSpec = toml::from_str(&text)
+        .with_context(|| format!("{}: invalid report declaration", path.display()))?;
+    if spec.builder != "centre_evaluation" {
+        bail!(
+            "{}: unknown builder {:?} (have: centre_evaluation)",
+            path.display(),
+            spec.builder
+        );
+    }
+    let missing: Vec<&str> = EVALUATION_TABLES
+        .iter()
+        .filter(|t| !spec.tables.iter().any(|d| d == *t))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: the centre_evaluation builder reads {missing:?}; list them under tables",
+            path.display()
+        );
+    }
+    for unit in &spec.units {
+        if unit != "centre" && unit != "la" {
+            bail!(
+                "{}: unknown unit {unit:?} (expected centre or la)",
+                path.display()
+            );
+        }
+    }
+    Ok(spec)
+}
+
+/// The template environment over `reports/`: strict about undefined values, HTML escaping.
+pub fn environment(project: &Path) -> Environment<'static> {
+    let root: PathBuf = project.join("reports");
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("thousands", thousands_filter);
+    env.add_filter("css_string", css_string_filter);
+    env.set_loader(move |name: &str| {
+        // Names are relative to reports/ and may not climb out of it.
+        if name.split('/').any(|part| part == ".." || part.is_empty()) {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(root.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read template {name}: {e}"),
+            )),
+        }
+    });
+    env
+}
+
+/// `{{ n | thousands }}`: 12345 → "12,345" (other values unchanged).
+fn thousands_filter(value: Value) -> Value {
+    match i64::try_from(value.clone()) {
+        Ok(n) if n >= 0 => Value::from(super::disclosure::group_thousands(n as u64)),
+        _ => value,
+    }
+}
+
+/// `{{ text | css_string }}`: a quoted CSS string (for `content:` in page margin boxes), safe
+/// inside a `<style>` element.
+fn css_string_filter(text: String) -> Value {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("\\3C "),
+            '>' => out.push_str("\\3E "),
+            '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Value::from_safe_string(out)
+}
+
+/// Renders the chosen reports from the lake into the lake's `reports/<render_id>/`.
+pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result<RenderSummary> {
+    let started = Instant::now();
+    let reports_dir = project.join("reports");
+    let config: ReportsConfig = {
+        let path = reports_dir.join("reports.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?
+    };
+    let disclosure = DisclosureConfig::load(&reports_dir.join("disclosure.toml"))?;
+    let rubric = Rubric::load(&reports_dir.join("ofsted_rubric.toml"))?;
+    let names = if opts.reports.is_empty() {
+        list_reports(project)?
+    } else {
+        opts.reports.clone()
+    };
+    let specs: Vec<(String, ReportSpec)> = names
+        .iter()
+        .map(|n| load_spec(project, n).map(|s| (n.clone(), s)))
+        .collect::<Result<_>>()?;
+    let env = environment(project);
+
+    let session = LakeSession::open(lake, Limits::default(), config.confidence).await?;
+    let mut declared: Vec<String> = specs.iter().flat_map(|(_, s)| s.tables.clone()).collect();
+    declared.sort();
+    declared.dedup();
+    let data = ReportData::new(&session, &names.join(", "), &declared)?;
+    let catalogue = data.catalogue().await?;
+    let fy_rows = data.metric_values("fy").await?;
+    let period = match &opts.period {
+        Some(label) => Period::parse(label).with_context(|| {
+            format!("--period {label:?}: expected a financial year such as 2024-25")
+        })?,
+        None => {
+            let end = fy_rows
+                .iter()
+                .map(|r| r.period_end.clone())
+                .filter(|e| e.ends_with("-03-31"))
+                .max()
+                .context("metric_values holds no financial year: run the metrics first")?;
+            Period::fy_ending(&end).context("bad period end")?
+        }
+    };
+    if !fy_rows.iter().any(|r| r.period_end == period.end) {
+        bail!(
+            "metric_values holds no figures for {} (period ending {})",
+            period.label,
+            period.end
+        );
+    }
+    let rolling_rows: Vec<_> = data
+        .metric_values("rolling12")
+        .await?
+        .into_iter()
+        .filter(|r| r.period_end <= period.end && r.metric_id.starts_with("REACH-0"))
+        .collect();
+    let mut rolling_ends: Vec<String> = rolling_rows.iter().map(|r| r.period_end.clone()).collect();
+    rolling_ends.sort();
+    rolling_ends.dedup();
+    let centres = data.centres().await?;
+    let sizes: BTreeMap<String, u64> = data.reach_area_sizes().await?.into_iter().collect();
+    let deciles = data.deciles("fy", &period.end).await?;
+    let activities = data.activity_counts(&period.start, &period.end).await?;
+    let sources = data.source_loads().await?;
+    #[derive(Deserialize)]
+    struct Label {
+        group_code: String,
+        label: String,
+    }
+    let target_group_labels: BTreeMap<String, String> = data
+        .rows::<Label>("select group_code, label from ref_target_groups")
+        .await?
+        .into_iter()
+        .map(|l| (l.group_code, l.label))
+        .collect();
+
+    let render_id = opts
+        .render_id
+        .clone()
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let chromium = if config.pdf { Chromium::find() } else { None };
+    let pdf_note = match (&chromium, config.pdf) {
+        (_, false) => Some("PDF: off in reports/reports.toml".into()),
+        (None, true) => Some(
+            "PDF: skipped, Chromium not found (install the Debian package chromium, or set \
+             EARLYSTART_CHROMIUM to a Chromium or Chrome binary)"
+                .into(),
+        ),
+        _ => None,
+    };
+    let work = tempfile_dir()?;
+    let mut documents = Vec::new();
+    for (name, spec) in &specs {
+        let audience = spec
+            .audience
+            .clone()
+            .unwrap_or_else(|| config.audience.clone());
+        if !disclosure.audiences.contains_key(&audience) {
+            bail!("report {name}: audience {audience:?} is not in reports/disclosure.toml");
+        }
+        let fy = Figures::control(
+            &fy_rows,
+            &catalogue,
+            &disclosure,
+            &audience,
+            config.confidence,
+        )?;
+        let rolling = Figures::control(
+            &rolling_rows,
+            &catalogue,
+            &disclosure,
+            &audience,
+            config.confidence,
+        )?;
+        let mut policies: Vec<String> = fy.by_key.values().map(|f| f.policy.to_string()).collect();
+        policies.sort();
+        policies.dedup();
+        let footnotes = policies
+            .iter()
+            .map(|p| disclosure.policy(p).map(|p| p.footnote()))
+            .collect::<Result<Vec<_>>>()?;
+        let inputs = Inputs {
+            council_name: &config.council_name,
+            audience: &audience,
+            rubric: &rubric,
+            catalogue: &catalogue,
+            fy: &fy,
+            rolling: &rolling,
+            rolling_ends: rolling_ends.clone(),
+            centres: &centres,
+            reach_area_sizes: &sizes,
+            deciles: &deciles,
+            activities: &activities,
+            sources: &sources,
+            target_group_labels: &target_group_labels,
+            policy_for_counts: disclosure.policy_for(&audience, "REACH-01")?,
+            confidence: config.confidence,
+            statement: statement(&config.council_name),
+            footnotes,
+            policies,
+        };
+        let mut units = Vec::new();
+        if spec.units.iter().any(|u| u == "centre") {
+            for c in &centres {
+                if opts
+                    .centre
+                    .as_ref()
+                    .is_some_and(|only| only != &c.centre_id)
+                {
+                    continue;
+                }
+                if fy
+                    .get("REACH-01", &period.end, &c.centre_id, "all")
+                    .is_none()
+                {
+                    continue; // a site without a reach area (outreach venue, hub)
+                }
+                units.push(Unit {
+                    kind: "centre".into(),
+                    code: c.centre_id.clone(),
+                    name: c.name.clone(),
+                    word: "centre".into(),
+                    centre: Some(c.clone()),
+                });
+            }
+            if let Some(only) = &opts.centre
+                && units.is_empty()
+            {
+                bail!(
+                    "no centre {only:?} with a reach area in the lake for {}",
+                    period.label
+                );
+            }
+        }
+        if spec.units.iter().any(|u| u == "la") && opts.centre.is_none() {
+            units.push(Unit {
+                kind: "la".into(),
+                code: DEPLOYMENT.into(),
+                name: config.council_name.clone(),
+                word: "local authority".into(),
+                centre: None,
+            });
+        }
+        let template = env
+            .get_template(&format!("{name}/{}", spec.template))
+            .with_context(|| format!("report {name}: cannot load its template"))?;
+        for unit in &units {
+            let ctx = inputs.context(unit, &period)?;
+            let html = template
+                .render(
+                    context! { r => Value::from(Serde(&ctx)), report => Value::from(Serde(spec)) },
+                )
+                .map_err(|e| anyhow::anyhow!("{}", describe_template_error(&e)))
+                .with_context(|| format!("report {name} for {}: template failed", unit.name))?;
+            check_statement(&html, &inputs.statement).with_context(|| {
+                format!("report {name}: template reports/{name}/{}", spec.template)
+            })?;
+            let file = format!("{name}/{}", file_stem(&unit.code));
+            let html_path = format!("reports/{render_id}/{file}.html");
+            lake.put(&html_path, Bytes::from(html.clone())).await?;
+            let (pdf, pdf_bytes) = match &chromium {
+                Some(c) => {
+                    let local = work.join(format!("{}.html", file_stem(&unit.code)));
+                    std::fs::write(&local, &html)?;
+                    let bytes = c.print_to_pdf(&local).await?;
+                    let path = format!("reports/{render_id}/{file}.pdf");
+                    let n = bytes.len();
+                    lake.put(&path, Bytes::from(bytes)).await?;
+                    (Some(format!("{file}.pdf")), Some(n))
+                }
+                None => (None, None),
+            };
+            tracing::info!(report = %name, unit = %unit.code, "Report rendered.");
+            documents.push(Rendered {
+                report: name.clone(),
+                title: spec.title.clone(),
+                unit_name: unit.name.clone(),
+                unit_code: unit.code.clone(),
+                overall: ctx
+                    .overall
+                    .this
+                    .as_ref()
+                    .map_or("not graded".into(), |g| g.text.clone()),
+                html: format!("{file}.html"),
+                pdf,
+                html_bytes: html.len(),
+                pdf_bytes,
+            });
+        }
+    }
+    let index_html = env
+        .get_template("index.html")
+        .context("cannot load reports/index.html")?
+        .render(context! {
+            council_name => &config.council_name,
+            period => Value::from(Serde(&period)),
+            render_id => &render_id,
+            documents => Value::from(Serde(&documents)),
+            pdf_note => Value::from(Serde(&pdf_note)),
+        })
+        .map_err(|e| anyhow::anyhow!("reports/index.html: {}", describe_template_error(&e)))?;
+    let index = format!("reports/{render_id}/index.html");
+    lake.put(&index, Bytes::from(index_html)).await?;
+    let _ = std::fs::remove_dir_all(&work);
+
+    let mut emailed_to = Vec::new();
+    if opts.email && !config.delivery.email.is_empty() {
+        deliver(lake, &config, &render_id, &period, &documents).await?;
+        emailed_to = config.delivery.email.clone();
+    }
+    Ok(RenderSummary {
+        render_id,
+        period: period.label,
+        documents,
+        index: lake
+            .root()
+            .join(&index)
+            .map(|u| u.to_string())
+            .unwrap_or(index),
+        pdf_note,
+        seconds: started.elapsed().as_secs_f64(),
+        emailed_to,
+    })
+}
+
+/// E-mails the rendered set: one message, the index as text, the PDFs (or HTML) attached.
+async fn deliver(
+    lake: &Lake,
+    config: &ReportsConfig,
+    render_id: &str,
+    period: &Period,
+    documents: &[Rendered],
+) -> Result<()> {
+    let Some(mailer) = crate::notify::Mailer::from_env()? else {
+        bail!(
+            "reports/reports.toml asks for e-mail delivery but EARLYSTART_SMTP_URL is not set \
+             (see docs/operations.md)"
+        );
+    };
+    let mut attachments = Vec::new();
+    let mut body = format!(
+        "{} reports for {} ({} documents). Each is a data-driven self-evaluation, not an Ofsted \
+         judgement.\n\n",
+        config.council_name,
+        period.label,
+        documents.len()
+    );
+    for d in documents {
+        body.push_str(&format!(
+            "- {}: {} — overall {}\n",
+            d.title, d.unit_name, d.overall
+        ));
+        let (file, mime) = match &d.pdf {
+            Some(pdf) => (pdf.clone(), "application/pdf"),
+            None => (d.html.clone(), "text/html"),
+        };
+        let bytes = lake
+            .get(&format!("reports/{render_id}/{file}"))
+            .await?
+            .with_context(|| format!("rendered file {file} is missing from the lake"))?;
+        attachments.push((file.replace('/', "_"), mime.to_string(), bytes.to_vec()));
+    }
+    mailer
+        .send_with_attachments(
+            &config.delivery.email,
+            &format!(
+                "{}: early years reports {}",
+                config.council_name, period.label
+            ),
+            &body,
+            &attachments,
+        )
+        .await
+}
+
+/// The statement must be in the rendered page twice: under the title and in the page footer.
+fn check_statement(html: &str, statement: &str) -> Result<()> {
+    let text = html
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"");
+    let found = text.matches(statement).count();
+    if found < 2 {
+        bail!(
+            "the rendered report shows the mandatory statement {found} time(s); it must be under \
+             the title and in the page footer (shared/domain/ofsted.md §3.1): keep \
+             {{{{ r.statement }}}} in both places of reports/_layout.html"
+        );
+    }
+    Ok(())
+}
+
+fn describe_template_error(e: &minijinja::Error) -> String {
+    let mut out = format!("{e}");
+    if let Some(name) = e.name() {
+        out.push_str(&format!(" (in reports/{name}"));
+        if let Some(line) = e.line() {
+            out.push_str(&format!(", line {line}"));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Codes become file names: letters, digits, `-` and `_` only.
+fn file_stem(code: &str) -> String {
+    let stem: String = code
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem == "ALL" {
+        "council".into()
+    } else {
+        stem
+    }
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("earlystart-render-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_must_appear_twice() {
+        let s = statement("Test Council");
+        let escaped = s.replace('\'', "&#x27;");
+        assert!(
+            check_statement(&format!("<p>{escaped}</p><footer>{escaped}</footer>"), &s).is_ok()
+        );
+        let err = check_statement(&format!("<p>{escaped}</p>"), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 time(s)"), "{err}");
+    }
+
+    #[test]
+    fn shipped_reports_declare_what_they_read() {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in list_reports(project).unwrap() {
+            load_spec(project, &name).unwrap();
+        }
+        assert_eq!(file_stem("ALL"), "council");
+        assert_eq!(file_stem("CC/01"), "CC_01");
+    }
+}
