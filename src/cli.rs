@@ -125,6 +125,9 @@ enum Command {
         /// Also e-mail the set to reports.toml's [delivery] email.
         #[arg(long)]
         email: bool,
+        /// HTML only, even when reports.toml asks for PDF.
+        #[arg(long)]
+        no_pdf: bool,
     },
     /// Write docs/metrics.md from sql/catalogue.toml and the _models.toml sidecars.
     Docs {
@@ -261,6 +264,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 period,
                 lake,
                 email,
+                no_pdf,
             } => {
                 let opts = crate::report::render::RenderOptions {
                     reports: name.into_iter().collect(),
@@ -268,6 +272,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     period,
                     render_id: None,
                     email,
+                    pdf: no_pdf.then_some(false),
                 };
                 let summary =
                     crate::report::render::render(&cli.project, &Lake::open(&lake)?, &opts).await?;
@@ -392,6 +397,33 @@ pub async fn run_pipeline(
                 summary.step("metrics", "failed", step, format!("{e:#}"));
                 summary.error = Some(format!("metrics: {e:#}"));
                 code = 2;
+            }
+        }
+        if code != 2 && !pipeline.reports.is_empty() {
+            let step = std::time::Instant::now();
+            let render = crate::report::render::RenderOptions {
+                reports: pipeline.reports.clone(),
+                render_id: Some(summary.run_id.clone()),
+                email: true,
+                ..Default::default()
+            };
+            // Reports read what the metrics published; a failed render leaves those intact.
+            match crate::report::render::render(project, &opts.lake, &render).await {
+                Ok(rendered) => {
+                    println!("{}", rendered.render());
+                    let detail = format!(
+                        "{} documents in reports/{}/",
+                        rendered.documents.len(),
+                        rendered.render_id
+                    );
+                    summary.step("reports", "ok", step, detail);
+                }
+                Err(e) => {
+                    eprintln!("error: rendering the reports failed: {e:#}");
+                    summary.step("reports", "failed", step, format!("{e:#}"));
+                    summary.error = Some(format!("reports: {e:#}"));
+                    code = 2;
+                }
             }
         }
         summary.finish();
@@ -615,9 +647,11 @@ async fn demo(project: &Path, dir: &Path) -> Result<i32> {
     .await?;
     println!(
         "Extracts: {}\nLake:     {} (Delta tables under curated/, ops/ and metrics/; read them with any Delta reader)\n\
+         Reports:  {}/reports/ (open index.html of the newest folder; `earlystart report` renders again)\n\
          Query:    earlystart sql --lake {} -c \"select metric_id, period_end, geography_code, value \
          from metric_values where period_type = 'fy' and geography_type = 'deployment' and breakdown_type = 'all'\"",
         extracts.display(),
+        lake.display(),
         lake.display(),
         lake.display()
     );

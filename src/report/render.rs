@@ -122,6 +122,8 @@ pub struct RenderOptions {
     pub render_id: Option<String>,
     /// Send the rendered set to `[delivery] email`.
     pub email: bool,
+    /// Overrides reports.toml's `pdf` (tests render HTML only for golden files).
+    pub pdf: Option<bool>,
 }
 
 /// One rendered document.
@@ -363,9 +365,10 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         .render_id
         .clone()
         .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
-    let chromium = if config.pdf { Chromium::find() } else { None };
-    let pdf_note = match (&chromium, config.pdf) {
-        (_, false) => Some("PDF: off in reports/reports.toml".into()),
+    let want_pdf = opts.pdf.unwrap_or(config.pdf);
+    let chromium = if want_pdf { Chromium::find() } else { None };
+    let pdf_note = match (&chromium, want_pdf) {
+        (_, false) => Some("PDF: off".into()),
         (None, true) => Some(
             "PDF: skipped, Chromium not found (install the Debian package chromium, or set \
              EARLYSTART_CHROMIUM to a Chromium or Chrome binary)"

@@ -249,7 +249,7 @@ fn runs_are_reported_by_email_through_a_real_smtp_server() {
     let project = dir.path().join("project");
     std::fs::create_dir_all(project.join("pipelines")).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for shared in ["sql", "reference"] {
+    for shared in ["sql", "reference", "reports"] {
         std::os::unix::fs::symlink(root.join(shared), project.join(shared)).unwrap();
     }
     let shipped = std::fs::read_to_string(root.join("pipelines/nightly.toml")).unwrap();

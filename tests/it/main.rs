@@ -9,6 +9,7 @@ mod kill;
 mod lake;
 mod lease;
 mod metrics;
+mod reports;
 mod rules;
 mod schedule;
 mod sql;
