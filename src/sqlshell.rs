@@ -159,6 +159,10 @@ pub struct TableDocs {
 const LAKE_TABLE_DOCS: &[(&str, &str)] = &[
     ("centres", "Children's centre sites (extracts.md §3.1)"),
     ("reach_areas", "LSOAs of each centre's reach area (§3.2)"),
+    (
+        "centre_groups",
+        "Children's centre groups: centres evaluated together (ofsted.md §1.2)",
+    ),
     ("activities", "Activity catalogue with service type (§3.4)"),
     (
         "registrations",

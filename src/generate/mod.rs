@@ -448,6 +448,22 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         ra.fault(&mut truth, "lsoa_code", "E015", ["CC000", "E1234"])?;
     }
     counts.insert(ra.name.clone(), r(&ra));
+    // Centre groups: pairs of neighbouring centres sharing leadership; every third pair
+    // stays two single centres.
+    let mut cg = Out::new(out, "centre_groups.csv", &header(ExtractKind::CentreGroups))?;
+    for k in 0..p.centres / 2 {
+        if k % 3 == 2 {
+            continue;
+        }
+        for c in [2 * k, 2 * k + 1] {
+            cg.rec([
+                format!("GRP{k:02}"),
+                format!("Synthetic Centre Group {k}"),
+                format!("CC{c:03}"),
+            ])?;
+        }
+    }
+    counts.insert(cg.name.clone(), r(&cg));
     let mut ac = Out::new(out, "activities.csv", &header(ExtractKind::Activities))?;
     let activities: Vec<String> = (0..24).map(|i| format!("ACT{i:02}")).collect();
     for (i, a) in activities.iter().enumerate() {

@@ -22,14 +22,27 @@ use super::rubric::{
 /// Whose evaluation it is.
 #[derive(Debug, Clone, Serialize)]
 pub struct Unit {
-    /// `centre` or `la`.
+    /// `centre`, `group` or `la`.
     pub kind: String,
-    /// Geography code in metric_values (centre id, or `ALL`).
+    /// Geography code among the figures (centre id, `group:<id>`, or `ALL`).
     pub code: String,
     pub name: String,
-    /// The word used in sentences: "centre" or "local authority".
+    /// The word used in sentences: "centre", "group" or "local authority".
     pub word: String,
     pub centre: Option<CentreRow>,
+    /// A group's member centres.
+    pub members: Vec<CentreRow>,
+}
+
+impl Unit {
+    /// The reach areas (centre ids) the unit covers; empty for the whole council.
+    pub fn areas(&self) -> Vec<&str> {
+        match self.kind.as_str() {
+            "centre" => vec![self.code.as_str()],
+            "group" => self.members.iter().map(|c| c.centre_id.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A financial year.
@@ -87,6 +100,23 @@ pub struct EvaluationContext {
     pub about: About,
     pub charts: ChartSet,
     pub rubric: RubricView,
+    /// For a group: each member centre's values of the rubric's measures (no grades).
+    pub appendix: Appendix,
+}
+
+/// The member centres of a group (columns) and their values of each measure (ofsted.md §3.2).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Appendix {
+    pub columns: Vec<String>,
+    pub rows: Vec<AppendixRow>,
+}
+
+/// One measure's values at each member centre.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppendixRow {
+    pub measure: String,
+    pub breakdown: String,
+    pub values: Vec<String>,
 }
 
 /// The policy used and what the reader must be told about it.
@@ -558,7 +588,39 @@ impl Inputs<'_> {
                 version: self.rubric.settings.version.clone(),
                 confirmed: self.rubric.settings.confirmed,
             },
+            appendix: self.appendix(unit, period),
         })
+    }
+
+    fn appendix(&self, unit: &Unit, period: &Period) -> Appendix {
+        if unit.kind != "group" {
+            return Appendix::default();
+        }
+        // One row per measure, one column per member centre: groups are small, measures many.
+        Appendix {
+            columns: unit
+                .members
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.centre_id))
+                .collect(),
+            rows: self
+                .rubric
+                .all_entries()
+                .map(|(_, e)| AppendixRow {
+                    measure: format!("{} {}", e.metric, self.metric_name(&e.metric)),
+                    breakdown: breakdown_label(&e.breakdown),
+                    values: unit
+                        .members
+                        .iter()
+                        .map(|c| {
+                            self.fy
+                                .get(&e.metric, &period.end, &c.centre_id, &e.breakdown)
+                                .map_or("–".to_string(), |f| show_value(&f.value))
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 
     fn evidence_row(
@@ -647,15 +709,21 @@ impl Inputs<'_> {
             })
             .collect();
         target_groups.sort();
-        let sites: Vec<CentreRow> = match &unit.centre {
-            Some(c) => vec![c.clone()],
-            None => self.centres.to_vec(),
+        let areas = unit.areas();
+        let sites: Vec<CentreRow> = match unit.kind.as_str() {
+            "la" => self.centres.to_vec(),
+            _ => self
+                .centres
+                .iter()
+                .filter(|c| areas.contains(&c.centre_id.as_str()))
+                .cloned()
+                .collect(),
         };
         // Activities and sessions are counts of events, not of people: shown as they are.
         let activities = self
             .activities
             .iter()
-            .filter(|a| unit.kind == "la" || a.centre_id == unit.code)
+            .filter(|a| unit.kind == "la" || areas.contains(&a.centre_id.as_str()))
             .fold(BTreeMap::<String, (u64, u64)>::new(), |mut acc, a| {
                 let e = acc.entry(a.service_type.clone()).or_default();
                 e.0 += a.activities;
@@ -667,7 +735,10 @@ impl Inputs<'_> {
             .collect();
         let lsoas = match unit.kind.as_str() {
             "la" => self.reach_area_sizes.values().sum::<u64>(),
-            _ => self.reach_area_sizes.get(&unit.code).copied().unwrap_or(0),
+            _ => areas
+                .iter()
+                .filter_map(|a| self.reach_area_sizes.get(*a))
+                .sum(),
         };
         Ok(Profile {
             lsoas: group_thousands(lsoas),
@@ -754,17 +825,30 @@ impl Inputs<'_> {
         )?;
 
         // Deciles: registered of children, controlled as one table with a total row.
-        let rows: Vec<&DecileRow> = self
+        let areas = unit.areas();
+        let rows: Vec<DecileRow> = self
             .deciles
             .iter()
-            .filter(|d| {
-                d.geography_code
-                    == if unit.kind == "la" {
-                        "deployment"
-                    } else {
-                        unit.code.as_str()
-                    }
+            .filter(|d| match unit.kind.as_str() {
+                "la" => d.geography_code == "deployment",
+                _ => areas.contains(&d.geography_code.as_str()),
             })
+            .fold(BTreeMap::<String, DecileRow>::new(), |mut acc, d| {
+                let e = acc.entry(d.decile.clone()).or_insert_with(|| DecileRow {
+                    geography_code: unit.code.clone(),
+                    decile: d.decile.clone(),
+                    children: 0,
+                    registered: 0,
+                    seen: 0,
+                    sustained: 0,
+                });
+                e.children += d.children;
+                e.registered += d.registered;
+                e.seen += d.seen;
+                e.sustained += d.sustained;
+                acc
+            })
+            .into_values()
             .collect();
         let deciles = if rows.is_empty() {
             None
@@ -868,6 +952,7 @@ impl Inputs<'_> {
                     && k.3 == "all"
                     && k.2 != DEPLOYMENT
                     && k.2 != "UNASSIGNED"
+                    && !k.2.starts_with("group:")
             })
             .filter_map(|(k, f)| {
                 let (lower, upper) = f.interval().unzip();
@@ -876,7 +961,7 @@ impl Inputs<'_> {
                     value: f.value()?,
                     lower,
                     upper,
-                    highlight: k.2 == unit.code,
+                    highlight: areas.contains(&k.2.as_str()),
                 })
             })
             .collect();

@@ -92,18 +92,109 @@ const PARTITIONS: [&str; 3] = ["deprivation", "sex", "ethnicity_group"];
 /// Geography code of the whole deployment in `metric_values`.
 pub const DEPLOYMENT: &str = "ALL";
 
+/// Geography code of a centre group among the figures (`group:<group_id>`), so a group id
+/// can never be mistaken for a centre id.
+pub fn group_code(group_id: &str) -> String {
+    format!("group:{group_id}")
+}
+
+/// Rows for each centre group: numerators and denominators of its members' reach areas
+/// summed (percentages only: they add up; rates and differences do not), the percentage
+/// recomputed, quality flags of any member carried.
+fn group_rows(
+    rows: &[MetricRow],
+    units: &BTreeMap<&str, &str>,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Vec<MetricRow> {
+    let mut member_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (group, members) in groups {
+        for m in members {
+            member_of
+                .entry(m.as_str())
+                .or_default()
+                .push(group.as_str());
+        }
+    }
+    let mut sums: BTreeMap<(String, String, String, String, String), MetricRow> = BTreeMap::new();
+    for r in rows {
+        if r.geography_type != "reach_area"
+            || units.get(r.metric_id.as_str()).copied() != Some("percent")
+        {
+            continue;
+        }
+        let Some(gs) = member_of.get(r.geography_code.as_str()) else {
+            continue;
+        };
+        for g in gs {
+            let key = (
+                r.metric_id.clone(),
+                r.period_end.clone(),
+                g.to_string(),
+                r.breakdown_type.clone(),
+                r.breakdown_value.clone(),
+            );
+            let e = sums.entry(key).or_insert_with(|| MetricRow {
+                geography_type: "group".into(),
+                geography_code: group_code(g),
+                numerator: Some(0.0),
+                denominator: Some(0.0),
+                quality_flags: String::new(),
+                ..r.clone()
+            });
+            e.numerator = Some(e.numerator.unwrap_or(0.0) + r.numerator.unwrap_or(0.0));
+            e.denominator = Some(e.denominator.unwrap_or(0.0) + r.denominator.unwrap_or(0.0));
+            for flag in r
+                .quality_flags
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+            {
+                if !e.quality_flags.split(',').any(|f| f == flag) {
+                    if !e.quality_flags.is_empty() {
+                        e.quality_flags.push(',');
+                    }
+                    e.quality_flags.push_str(flag);
+                }
+            }
+            e.uses_unverified |= r.uses_unverified;
+        }
+    }
+    sums.into_values()
+        .map(|mut r| {
+            r.value = match (r.numerator, r.denominator) {
+                (Some(n), Some(d)) if d > 0.0 => Some(n / d * 100.0),
+                _ => None,
+            };
+            r.lower_95 = None;
+            r.upper_95 = None;
+            r
+        })
+        .collect()
+}
+
 impl Figures {
-    /// Controls `rows` (reach areas and the deployment) for `audience`.
+    /// Controls `rows` (reach areas and the deployment) and the centre groups made of them
+    /// (`group_id` → member centre ids) for `audience`.
     pub fn control(
         rows: &[MetricRow],
         catalogue: &[CatalogueRow],
         disclosure: &DisclosureConfig,
         audience: &str,
         confidence: f64,
+        groups: &BTreeMap<String, Vec<String>>,
     ) -> Result<Figures> {
         let units: BTreeMap<&str, &str> = catalogue
             .iter()
             .map(|c| (c.metric_id.as_str(), c.unit.as_str()))
+            .collect();
+        let synthetic = group_rows(rows, &units, groups);
+        let rows: Vec<MetricRow> = rows.iter().cloned().chain(synthetic).collect();
+        let rows = rows.as_slice();
+        // Group rows are totals of member rows: a line each, so no member can be worked out
+        // from its group's figure and the other members'.
+        let group_lines: Vec<(String, Vec<String>)> = groups
+            .iter()
+            .map(|(g, members)| (group_code(g), members.clone()))
             .collect();
         // Group: (metric, period_end, breakdown_type) → rows.
         let mut groups: BTreeMap<(&str, &str, &str), Vec<&MetricRow>> = BTreeMap::new();
@@ -126,7 +217,15 @@ impl Figures {
             } else {
                 Vec::new()
             };
-            control_group(members, &margin, unit, &policy, confidence, &mut figures)?;
+            control_group(
+                members,
+                &margin,
+                unit,
+                &policy,
+                confidence,
+                &group_lines,
+                &mut figures,
+            )?;
         }
         Ok(figures)
     }
@@ -154,14 +253,19 @@ fn control_group(
     unit: &str,
     policy: &Policy,
     confidence: f64,
+    group_lines: &[(String, Vec<String>)],
     out: &mut Figures,
 ) -> Result<()> {
-    // Rows: reach areas in code order, the deployment last. Columns: breakdown values, then
-    // the margin (`all`) when the breakdown is a partition.
+    // Rows: reach areas in code order, then groups, the deployment last. Columns: breakdown
+    // values, then the margin (`all`) when the breakdown is a partition.
     let mut geographies: BTreeSet<&str> =
         members.iter().map(|r| r.geography_code.as_str()).collect();
     geographies.remove(DEPLOYMENT);
-    let mut row_codes: Vec<&str> = geographies.into_iter().collect();
+    let (group_codes, area_codes): (Vec<&str>, Vec<&str>) = geographies
+        .into_iter()
+        .partition(|c| c.starts_with("group:"));
+    let areas = area_codes.len();
+    let mut row_codes: Vec<&str> = area_codes.into_iter().chain(group_codes).collect();
     let has_total = members.iter().any(|r| r.geography_code == DEPLOYMENT);
     if has_total {
         row_codes.push(DEPLOYMENT);
@@ -217,12 +321,27 @@ fn control_group(
         cells.push(row);
     }
     let mut table = Table::new(cells);
-    if has_total && row_codes.len() > 1 {
+    if has_total && areas > 0 {
         let total_row = row_codes.len() - 1;
         for ci in 0..ncols {
             for part in 0..2 {
-                let members = (0..total_row).map(|ri| (ri, at(ci, part))).collect();
+                let members = (0..areas).map(|ri| (ri, at(ci, part))).collect();
                 table = table.with_line(members, (total_row, at(ci, part)));
+            }
+        }
+    }
+    for (group, member_ids) in group_lines {
+        let Some(g) = row_codes.iter().position(|c| c == group) else {
+            continue;
+        };
+        let rows: Vec<usize> = member_ids
+            .iter()
+            .filter_map(|m| row_codes[..areas].iter().position(|c| c == m))
+            .collect();
+        for ci in 0..ncols {
+            for part in 0..2 {
+                let members = rows.iter().map(|&ri| (ri, at(ci, part))).collect();
+                table = table.with_line(members, (g, at(ci, part)));
             }
         }
     }
@@ -376,7 +495,15 @@ mod tests {
             row("D", "all", "all", 0.0, 0.0),
             row(DEPLOYMENT, "all", "all", 349.0, 514.0),
         ];
-        let f = Figures::control(&rows, &catalogue(), &config(), "directors", 0.95).unwrap();
+        let f = Figures::control(
+            &rows,
+            &catalogue(),
+            &config(),
+            "directors",
+            0.95,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let get = |g| f.get("REACH-01", "2025-03-31", g, "all").unwrap();
         assert_eq!(get("C").numerator, Shown::Suppressed("c".into()));
         assert_eq!(
@@ -401,6 +528,40 @@ mod tests {
         assert_eq!(comparison(None, Some(80.0)), None);
     }
 
+    /// A group is its members' sum, controlled with them: hiding one member's count hides
+    /// another member's too (or the group's), so none can be recovered by subtraction.
+    #[test]
+    fn groups_sum_their_members_and_protect_them() {
+        let rows = vec![
+            row("A", "all", "all", 338.0, 412.0),
+            row("B", "all", "all", 4.0, 96.0),
+            row("C", "all", "all", 40.0, 60.0),
+            row(DEPLOYMENT, "all", "all", 382.0, 568.0),
+        ];
+        let groups: BTreeMap<String, Vec<String>> =
+            [("G1".to_string(), vec!["A".to_string(), "B".to_string()])]
+                .into_iter()
+                .collect();
+        let f =
+            Figures::control(&rows, &catalogue(), &config(), "directors", 0.95, &groups).unwrap();
+        let get = |g: &str| f.get("REACH-01", "2025-03-31", g, "all").unwrap().clone();
+        let g = get("group:G1");
+        assert_eq!(g.denominator, Shown::Count(508));
+        assert!((g.value().unwrap() - 342.0 / 508.0 * 100.0).abs() < 1e-9);
+        assert!(
+            g.interval().is_some(),
+            "the group's interval comes from its own counts"
+        );
+        assert!(get("B").numerator.is_suppressed());
+        // B's 4 is hidden; the group line {A, B | G1} would give it away from A and G1, so
+        // a second cell of that line is hidden as well.
+        let hidden = [get("A").numerator, g.numerator]
+            .iter()
+            .filter(|s| s.is_suppressed())
+            .count();
+        assert!(hidden >= 1, "A or the group is also hidden");
+    }
+
     /// A centre's small deprivation cell is hidden with a partner so the band totals and the
     /// `all` margin do not give it away.
     #[test]
@@ -413,7 +574,15 @@ mod tests {
             row(DEPLOYMENT, "deprivation", "most_deprived_30", 3.0, 20.0),
             row(DEPLOYMENT, "deprivation", "other", 37.0, 40.0),
         ];
-        let f = Figures::control(&rows, &catalogue(), &config(), "directors", 0.95).unwrap();
+        let f = Figures::control(
+            &rows,
+            &catalogue(),
+            &config(),
+            "directors",
+            0.95,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let get = |g, b| f.get("REACH-01", "2025-03-31", g, b).unwrap().clone();
         assert!(get("A", "deprivation=most_deprived_30").suppressed());
         assert!(get("A", "deprivation=other").numerator.is_suppressed());
@@ -421,7 +590,15 @@ mod tests {
             !get("A", "all").suppressed(),
             "the margin itself stays visible"
         );
-        let analysts = Figures::control(&rows, &catalogue(), &config(), "analysts", 0.95).unwrap();
+        let analysts = Figures::control(
+            &rows,
+            &catalogue(),
+            &config(),
+            "analysts",
+            0.95,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(
             analysts
                 .get(

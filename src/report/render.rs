@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::data::ReportData;
 use super::disclosure::DisclosureConfig;
 use super::evaluation::{Inputs, Period, Unit};
-use super::figures::{DEPLOYMENT, Figures};
+use super::figures::{DEPLOYMENT, Figures, group_code};
 use super::pdf::Chromium;
 use super::rubric::Rubric;
 use crate::lake::Lake;
@@ -79,7 +79,8 @@ pub struct ReportSpec {
     /// Audience (overrides reports.toml).
     #[serde(default)]
     pub audience: Option<String>,
-    /// `centre` (one document per centre reach area) and/or `la` (the whole council).
+    /// `centre` (one document per centre reach area), `group` (one per centre group of
+    /// `centre_groups`, when the lake has it) and/or `la` (the whole council).
     pub units: Vec<String>,
     /// Lake tables the report reads: checked before anything renders.
     pub tables: Vec<String>,
@@ -222,9 +223,9 @@ fn load_spec(project: &Path, name: &str) -> Result<ReportSpec> {
         );
     }
     for unit in &spec.units {
-        if unit != "centre" && unit != "la" {
+        if !["centre", "group", "la"].contains(&unit.as_str()) {
             bail!(
-                "{}: unknown unit {unit:?} (expected centre or la)",
+                "{}: unknown unit {unit:?} (expected centre, group or la)",
                 path.display()
             );
         }
@@ -354,6 +355,28 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         group_code: String,
         label: String,
     }
+    #[derive(Deserialize)]
+    struct Member {
+        group_id: String,
+        group_name: String,
+        centre_id: String,
+    }
+    // Centre groups are optional: councils without them get centre and council reports.
+    let members: Vec<Member> = if data.has_table("centre_groups") {
+        data.rows("select group_id, group_name, centre_id from centre_groups order by 1, 3")
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut group_names: BTreeMap<String, String> = BTreeMap::new();
+    for m in members {
+        groups
+            .entry(m.group_id.clone())
+            .or_default()
+            .push(m.centre_id);
+        group_names.insert(m.group_id, m.group_name);
+    }
     let target_group_labels: BTreeMap<String, String> = data
         .rows::<Label>("select group_code, label from ref_target_groups")
         .await?
@@ -392,6 +415,7 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
             &disclosure,
             &audience,
             config.confidence,
+            &groups,
         )?;
         let rolling = Figures::control(
             &rolling_rows,
@@ -399,6 +423,7 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
             &disclosure,
             &audience,
             config.confidence,
+            &groups,
         )?;
         let mut policies: Vec<String> = fy.by_key.values().map(|f| f.policy.to_string()).collect();
         policies.sort();
@@ -449,6 +474,7 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
                     name: c.name.clone(),
                     word: "centre".into(),
                     centre: Some(c.clone()),
+                    members: Vec::new(),
                 });
             }
             if let Some(only) = &opts.centre
@@ -460,6 +486,22 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
                 );
             }
         }
+        if spec.units.iter().any(|u| u == "group") && opts.centre.is_none() {
+            for (id, member_ids) in &groups {
+                units.push(Unit {
+                    kind: "group".into(),
+                    code: group_code(id),
+                    name: group_names[id].clone(),
+                    word: "group".into(),
+                    centre: None,
+                    members: centres
+                        .iter()
+                        .filter(|c| member_ids.contains(&c.centre_id))
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
         if spec.units.iter().any(|u| u == "la") && opts.centre.is_none() {
             units.push(Unit {
                 kind: "la".into(),
@@ -467,6 +509,7 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
                 name: config.council_name.clone(),
                 word: "local authority".into(),
                 centre: None,
+                members: Vec::new(),
             });
         }
         let template = env
@@ -634,6 +677,7 @@ fn describe_template_error(e: &minijinja::Error) -> String {
 /// Codes become file names: letters, digits, `-` and `_` only.
 fn file_stem(code: &str) -> String {
     let stem: String = code
+        .replacen("group:", "group-", 1)
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

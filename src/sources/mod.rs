@@ -19,6 +19,7 @@ pub mod reader;
 pub mod activities;
 pub mod asq3;
 pub mod attendances;
+pub mod centre_groups;
 pub mod centres;
 pub mod chis;
 pub mod hv_contacts;
@@ -49,6 +50,8 @@ pub enum ExtractKind {
     Centres,
     /// LSOAs each centre is responsible for.
     ReachAreas,
+    /// Children's centre groups (evaluated together).
+    CentreGroups,
     /// Activity catalogue.
     Activities,
     /// People registered with a centre.
@@ -80,6 +83,7 @@ impl ExtractKind {
         ExtractKind::LsoaPopulation,
         ExtractKind::Centres,
         ExtractKind::ReachAreas,
+        ExtractKind::CentreGroups,
         ExtractKind::Activities,
         ExtractKind::Registrations,
         ExtractKind::Attendances,
@@ -93,6 +97,7 @@ impl ExtractKind {
         match self {
             ExtractKind::Centres => "centres",
             ExtractKind::ReachAreas => "reach_areas",
+            ExtractKind::CentreGroups => "centre_groups",
             ExtractKind::Activities => "activities",
             ExtractKind::Registrations => "registrations",
             ExtractKind::Attendances => "attendances",
@@ -116,6 +121,7 @@ impl ExtractKind {
         match self {
             ExtractKind::Centres => centres::FIELDS,
             ExtractKind::ReachAreas => reach_areas::FIELDS,
+            ExtractKind::CentreGroups => centre_groups::FIELDS,
             ExtractKind::Activities => activities::FIELDS,
             ExtractKind::Registrations => registrations::FIELDS,
             ExtractKind::Attendances => attendances::FIELDS,
@@ -134,6 +140,7 @@ impl ExtractKind {
         let mut cols: Vec<(&str, ColType)> = match self {
             ExtractKind::Centres => centres::COLUMNS,
             ExtractKind::ReachAreas => reach_areas::COLUMNS,
+            ExtractKind::CentreGroups => centre_groups::COLUMNS,
             ExtractKind::Activities => activities::COLUMNS,
             ExtractKind::Registrations => registrations::COLUMNS,
             ExtractKind::Attendances => attendances::COLUMNS,
@@ -186,6 +193,7 @@ impl ExtractKind {
         match self {
             ExtractKind::Centres => centres::row(r, out, state),
             ExtractKind::ReachAreas => reach_areas::row(r, out, state),
+            ExtractKind::CentreGroups => centre_groups::row(r, out, state),
             ExtractKind::Activities => activities::row(r, out, state),
             ExtractKind::Registrations => registrations::row(r, out, state),
             ExtractKind::Attendances => attendances::row(r, out, state),

@@ -110,6 +110,17 @@ fn centre_evaluations_match_their_golden_files() {
     golden("centre_evaluation_CC000.html", &centre);
     golden("centre_evaluation_council.html", &council);
     golden("index.html", &read("index.html"));
+    let group = read("centre_evaluation/group-GRP00.html");
+    golden("centre_evaluation_group-GRP00.html", &group);
+    // The group is the union of CC000 (70 of 119 registered) and CC001 (78 of 111): 148 of
+    // 230 = 64.3%, graded as one unit, with each member's values in an appendix.
+    assert!(group.contains("<td class=\"num\">64.3</td><td class=\"num\">58.0–70.3</td><td class=\"num\">148 of 230</td>"));
+    assert!(
+        group.contains("This group requires improvement")
+            || group.contains("this group cannot be graded")
+    );
+    assert!(group.contains("Appendix: member centres"));
+    assert!(group.contains("<th scope=\"col\">Synthetic Children&#x27;s Centre 1 (CC001)</th>"));
 
     // The figures behind the golden file, checked by hand against metric_values of this lake:
     // CC000 registers 70 of its 119 under-fives (58.8%, Wilson 49.8–67.3; LA 61.3%), below
