@@ -92,7 +92,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
     let extracts = dir
         .join(format!("{scale:?}").to_lowercase())
         .join("extracts");
-    if !extracts.join("asq3.csv").exists() {
+    if !extracts.join("centre_groups.csv").exists() {
         eprintln!(
             "Generating {scale:?} extracts in {} (kept for later runs) …",
             extracts.display()
@@ -206,7 +206,54 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         None => println!("DuckDB not installed (pip install duckdb): no side-by-side figure."),
     }
     metrics(project, &lake, has_duckdb, RUNS)?;
+    reports(project, &lake)?;
     Ok(0)
+}
+
+/// Every report of the shipped `reports/` for the latest year: one run (printing PDFs
+/// dominates and varies little), its wall time, peak RSS, documents and PDF size.
+fn reports(project: &Path, lake: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let (m, out) = measure_output(
+        Command::new(&exe)
+            .args(["--project", &project.to_string_lossy(), "report", "--lake"])
+            .arg(lake)
+            .env("RUST_LOG", "warn"),
+    )?;
+    // "Reports: N documents for FY (P PDF, X MB of PDF) in S s; index: …"
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Reports:"))
+        .context("earlystart report printed no summary")?;
+    let number = |after: &str| -> f64 {
+        line.split(after)
+            .next()
+            .and_then(|head| head.split([' ', '(']).rev().find(|w| !w.is_empty()))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let documents = number(" documents");
+    let pdfs = number(" PDF,");
+    let pdf_mb = number(" MB of PDF");
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "documents",
+        "with PDF",
+        "wall s",
+        "s per document",
+        "peak RSS MiB",
+        "PDF MB (mean per document)",
+    ]);
+    t.add_row(vec![
+        format!("{documents:.0}"),
+        format!("{pdfs:.0}"),
+        format!("{:.1}", m.wall_s),
+        format!("{:.2}", m.wall_s / documents.max(1.0)),
+        format!("{:.0}", m.peak_rss_mib),
+        format!("{pdf_mb:.1} ({:.2})", pdf_mb / pdfs.max(1.0)),
+    ]);
+    println!("\nReports benchmark (earlystart report, every report of reports/), one run\n{t}");
+    Ok(())
 }
 
 /// The whole metric catalogue on the ingested lake, beside DuckDB on the same SQL files.
