@@ -18,6 +18,7 @@ population as (
         res.eh_area,
         res.lot,
         res.la_code,
+        res.lsoa21,
         res.deprivation_decile,
         res.deprivation_band
     from stg_periods as pr

@@ -16,6 +16,8 @@ rows_in as (
     select * from health_visiting
     union all
     select * from data_quality
+    union all
+    select * from value_for_money
 ),
 
 valued as (
@@ -30,6 +32,8 @@ valued as (
             when 'difference_pts' then
                 100.0 * (cast(r.numerator as double) / nullif(r.denominator, 0)
                     - cast(r.comparison_numerator as double) / nullif(r.comparison_denominator, 0))
+            -- cost in pence over people: complete counts, so no interval (value-for-money.md §2)
+            when 'gbp_per_person' then r.numerator / 100.0 / nullif(r.denominator, 0)
         end as value,
         case cat.unit
             when 'percent' then 100.0 * wilson_lower(r.numerator, r.denominator)

@@ -464,6 +464,87 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         }
     }
     counts.insert(cg.name.clone(), r(&cg));
+
+    // Finance (extracts.md §7): each site's costs per year from its index (no random draws,
+    // so the other files stay as they were), central costs, and one contract per lot. Sites
+    // with commissioned costs carry their lot's contract inside centre_costs already.
+    let mut cc = Out::new(out, "centre_costs.csv", &header(ExtractKind::CentreCosts))?;
+    for fy in ["2023-24", "2024-25"] {
+        for c in 0..p.centres {
+            let staff = 180_000 + (c * 7_919) % 90_000;
+            let premises = 40_000 + (c * 10_477) % 30_000;
+            let commissioned = if c % 7 == 3 { 50_000 } else { 0 };
+            let other = 15_000 + (c * 12_997) % 10_000;
+            let total = staff + premises + commissioned + other;
+            cc.rec([
+                format!("CC{c:03}"),
+                fy.to_string(),
+                staff.to_string(),
+                premises.to_string(),
+                commissioned.to_string(),
+                other.to_string(),
+                total.to_string(),
+            ])?;
+        }
+        let central = 20_000 * p.centres.max(1);
+        cc.rec([
+            "CENTRAL",
+            fy,
+            &central.to_string(),
+            "0",
+            "0",
+            "0",
+            &central.to_string(),
+        ])?;
+    }
+    if dirty {
+        cc.fault(
+            &mut truth,
+            "total",
+            "E012",
+            ["CC000", "2022-23", "100", "100", "0", "0", "500"],
+        )?;
+        cc.fault(
+            &mut truth,
+            "centre_id",
+            "E008",
+            ["CC999", "2022-23", "1", "1", "0", "0", "2"],
+        )?;
+    }
+    counts.insert(cc.name.clone(), r(&cc));
+    let mut co = Out::new(out, "contracts.csv", &header(ExtractKind::Contracts))?;
+    for lot in 0..10.min(p.centres) {
+        let members: Vec<String> = (0..p.centres)
+            .filter(|c| c % 10 == lot)
+            .map(|c| format!("CC{c:03}"))
+            .collect();
+        co.rec([
+            format!("LOT{lot}"),
+            format!("Provider {}", lot % 5),
+            members.join(";"),
+            (120_000 * members.len()).to_string(),
+            "2023-04-01".to_string(),
+            "2027-03-31".to_string(),
+            "2x12".to_string(),
+        ])?;
+    }
+    if dirty {
+        co.fault(
+            &mut truth,
+            "end_date",
+            "E011",
+            [
+                "LOTX",
+                "Provider 0",
+                "CC000",
+                "1000",
+                "2024-04-01",
+                "2023-04-01",
+                "",
+            ],
+        )?;
+    }
+    counts.insert(co.name.clone(), r(&co));
     let mut ac = Out::new(out, "activities.csv", &header(ExtractKind::Activities))?;
     let activities: Vec<String> = (0..24).map(|i| format!("ACT{i:02}")).collect();
     for (i, a) in activities.iter().enumerate() {

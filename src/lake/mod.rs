@@ -229,6 +229,13 @@ impl Lake {
         let props = CommitProperties::default()
             .with_metadata(metadata)
             .with_application_transaction(Transaction::new(app_id, 1));
+        // An empty result is still a new version (the table now has no rows): deltalake
+        // wants at least one batch to write, so give it an empty one.
+        let batches = if batches.is_empty() {
+            vec![RecordBatch::new_empty(schema.clone())]
+        } else {
+            batches
+        };
         let table = table
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)

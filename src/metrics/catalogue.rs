@@ -70,6 +70,7 @@ const UNITS: &[&str] = &[
     "rate_per_10000",
     "mean",
     "difference_pts",
+    "gbp_per_person",
 ];
 const POLARITIES: &[&str] = &["higher_is_better", "lower_is_better", "neutral"];
 

@@ -110,7 +110,9 @@ impl ContextLoader<'_> {
         let needs: &[&'static str] = match kind {
             ExtractKind::Centres | ExtractKind::Chis => &["geography"],
             ExtractKind::ReachAreas => &["geography", "centres"],
-            ExtractKind::CentreGroups => &["centres"],
+            ExtractKind::CentreGroups | ExtractKind::CentreCosts | ExtractKind::Contracts => {
+                &["centres"]
+            }
             ExtractKind::Registrations => &["geography", "centres"],
             ExtractKind::Attendances => &["centres", "activities", "registrations"],
             ExtractKind::HvContacts | ExtractKind::Asq3 => &["chis"],

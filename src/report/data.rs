@@ -71,6 +71,34 @@ pub struct CentreRow {
     pub open_date: Option<String>,
     pub close_date: Option<String>,
     pub site_type: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+/// Families by LSOA and deprivation band (`reach_by_lsoa`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct LsoaRow {
+    pub lsoa21: String,
+    pub deprivation_band: String,
+    pub children: u64,
+    pub registered: u64,
+    pub seen: u64,
+    pub sustained: u64,
+}
+
+/// An LSOA's point: the mean of its live small-user postcodes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct LsoaPoint {
+    pub lsoa21: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A site's direct cost in a financial year.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct SiteCost {
+    pub centre_id: String,
+    pub total: f64,
 }
 
 /// Children by deprivation decile (`reach_by_decile`).
@@ -145,18 +173,24 @@ impl<'a> ReportData<'a> {
         serde_json::from_slice(&buf).with_context(|| format!("unexpected columns from: {sql}"))
     }
 
-    /// Every metric value of the given period ends (fy and rolling12) at the geographies a
-    /// centre evaluation uses.
+    /// Every metric value of a period type at the geographies the reports use: reach areas
+    /// and the deployment; for the cost metrics (measured at sites) also sites, lots,
+    /// providers and early help areas. Codes of the roll-ups are prefixed with their type
+    /// (`lot:LOT3`), so they never meet a centre id.
     pub async fn metric_values(&self, period_type: &str) -> Result<Vec<MetricRow>> {
         self.rows(&format!(
             "select metric_id, period_type, cast(period_start as varchar) as period_start, \
-             cast(period_end as varchar) as period_end, geography_type, geography_code, \
+             cast(period_end as varchar) as period_end, geography_type, \
+             case when geography_type in ('reach_area', 'deployment', 'centre') \
+               then geography_code else concat(geography_type, ':', geography_code) end \
+               as geography_code, \
              breakdown_type, breakdown_value, cast(numerator as double) as numerator, \
              cast(denominator as double) as denominator, value, lower_95, upper_95, \
              comparator_type, comparator_value, comparison, denominator_source, \
              deprivation_vintage, quality_flags, uses_unverified, run_id \
              from metric_values where period_type = '{period_type}' \
-             and geography_type in ('reach_area', 'deployment') \
+             and (geography_type in ('reach_area', 'deployment') or (metric_id like 'VFM-%' \
+               and geography_type in ('centre', 'lot', 'provider', 'eh_area'))) \
              order by metric_id, period_end, geography_type, geography_code, breakdown_type, \
              breakdown_value, comparator_type"
         ))
@@ -177,8 +211,37 @@ impl<'a> ReportData<'a> {
         self.rows(
             "select centre_id, name, provider, early_help_area, lot, postcode, \
              cast(open_date as varchar) as open_date, cast(close_date as varchar) as close_date, \
-             site_type from centres order by centre_id",
+             site_type, lat, lon from centres order by centre_id",
         )
+        .await
+    }
+
+    /// Families by LSOA for one financial year.
+    pub async fn reach_by_lsoa(&self, period_end: &str) -> Result<Vec<LsoaRow>> {
+        self.rows(&format!(
+            "select lsoa21, deprivation_band, children, registered, seen, sustained \
+             from reach_by_lsoa where period_end = date '{period_end}' order by lsoa21, deprivation_band"
+        ))
+        .await
+    }
+
+    /// Each LSOA's point: the mean position of its live small-user postcodes
+    /// (value-for-money.md §5, `postcode_mean`).
+    pub async fn lsoa_points(&self) -> Result<Vec<LsoaPoint>> {
+        self.rows(
+            "select lsoa21, avg(lat) as lat, avg(lon) as lon from postcodes \
+             where terminated is null and coalesce(usertype, 0) = 0 and lat is not null \
+             and lon is not null and lsoa21 is not null group by lsoa21 order by lsoa21",
+        )
+        .await
+    }
+
+    /// Direct costs of the sites in one financial year (`2024-25`).
+    pub async fn site_costs(&self, financial_year: &str) -> Result<Vec<SiteCost>> {
+        self.rows(&format!(
+            "select centre_id, total from centre_costs where financial_year = '{financial_year}' \
+             and centre_id <> 'CENTRAL' order by centre_id"
+        ))
         .await
     }
 

@@ -279,6 +279,13 @@ impl Inputs<'_> {
             .map_or("neutral", |c| c.polarity.as_str())
     }
 
+    /// Whether the metric is a cost per person (numerator in pence, exempt from control).
+    pub fn is_money(&self, metric: &str) -> bool {
+        self.catalogue
+            .iter()
+            .any(|c| c.metric_id == metric && c.unit == "gbp_per_person")
+    }
+
     fn metric_name(&self, metric: &str) -> String {
         self.catalogue
             .iter()
@@ -641,17 +648,27 @@ impl Inputs<'_> {
             metric_id: metric.clone(),
             name: self.metric_name(metric),
             breakdown: breakdown_label(breakdown),
-            value: shown(f),
+            value: if self.is_money(metric) {
+                f.and_then(Figure::value)
+                    .map_or_else(|| shown(f), |v| format!("£{}", pounds(v)))
+            } else {
+                shown(f)
+            },
             interval: f
                 .and_then(Figure::interval)
                 .map(|(l, u)| format!("{l:.1}–{u:.1}"))
                 .unwrap_or_default(),
-            numerator: f.map(|f| f.numerator.display(0)).unwrap_or_default(),
+            numerator: f
+                .map(|f| match (&f.numerator, self.is_money(metric)) {
+                    (Shown::Number(pence), true) => format!("£{}", whole_pounds(pence / 100.0)),
+                    (n, _) => n.display(0),
+                })
+                .unwrap_or_default(),
             denominator: f.map(|f| f.denominator.display(0)).unwrap_or_default(),
-            la: if unit.kind == "la" {
-                String::new()
-            } else {
-                shown(la)
+            la: match (unit.kind.as_str(), la.and_then(Figure::value)) {
+                ("la", _) => String::new(),
+                (_, Some(v)) if self.is_money(metric) => format!("£{}", pounds(v)),
+                _ => shown(la),
             },
             england: la
                 .and_then(|f| f.england)
@@ -1011,6 +1028,19 @@ fn show_value(v: &Shown) -> String {
     }
 }
 
+/// `12345.678` → `12,345.68`.
+pub fn pounds(x: f64) -> String {
+    let pence = (x.abs() * 100.0).round() as u64;
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", group_thousands(pence / 100), pence % 100)
+}
+
+/// `375938.42` → `375,938` (totals in whole pounds).
+pub fn whole_pounds(x: f64) -> String {
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}{}", group_thousands(x.abs().round() as u64))
+}
+
 fn trim_number(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
@@ -1048,5 +1078,8 @@ mod tests {
         assert!(Period::parse("24-25").is_none());
         assert_eq!(month_label("2025-03-31"), "Mar 2025");
         assert_eq!(breakdown_label("target_group=LONE_PARENT"), "lone parent");
+        assert_eq!(pounds(3333.3333), "3,333.33");
+        assert_eq!(pounds(249_315.068_49), "249,315.07");
+        assert_eq!(whole_pounds(375_938.42), "375,938");
     }
 }

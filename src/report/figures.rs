@@ -261,9 +261,10 @@ fn control_group(
     let mut geographies: BTreeSet<&str> =
         members.iter().map(|r| r.geography_code.as_str()).collect();
     geographies.remove(DEPLOYMENT);
-    let (group_codes, area_codes): (Vec<&str>, Vec<&str>) = geographies
-        .into_iter()
-        .partition(|c| c.starts_with("group:"));
+    // Groups and the roll-ups of cost metrics (`lot:…`) are not among the parts of the
+    // deployment: they come after the areas and sites.
+    let (group_codes, area_codes): (Vec<&str>, Vec<&str>) =
+        geographies.into_iter().partition(|c| c.contains(':'));
     let areas = area_codes.len();
     let mut row_codes: Vec<&str> = area_codes.into_iter().chain(group_codes).collect();
     let has_total = members.iter().any(|r| r.geography_code == DEPLOYMENT);
@@ -289,6 +290,9 @@ fn control_group(
                 .map(|r| ((r.geography_code.as_str(), "\u{0}all"), *r)),
         )
         .collect();
+    let money = unit == "gbp_per_person";
+    // Only counts take part in additive lines (money is exempt).
+    let parts: &[usize] = if money { &[1] } else { &[0, 1] };
     // Three cells per (row, column): numerator, denominator, value.
     let ncols = col_values.len();
     let at = |c: usize, part: usize| c * 3 + part;
@@ -300,7 +304,12 @@ fn control_group(
                 Some(r) => {
                     let num = count(r.numerator);
                     let den = count(r.denominator);
-                    row.push(num.map_or(Cell::Count(0), Cell::Count));
+                    // Money is exempt; its value per person follows the people counted.
+                    row.push(if money {
+                        Cell::Exempt(r.numerator.unwrap_or(0.0))
+                    } else {
+                        num.map_or(Cell::Count(0), Cell::Count)
+                    });
                     row.push(den.map_or(Cell::Count(0), Cell::Count));
                     row.push(match (unit, r.denominator) {
                         ("percent", Some(_)) => Cell::Proportion {
@@ -308,13 +317,22 @@ fn control_group(
                             denominator: (ri, at(ci, 1)),
                             scale: 100.0,
                         },
+                        ("gbp_per_person", Some(_)) => Cell::PerPerson {
+                            amount: r.value.unwrap_or(0.0),
+                            denominator: (ri, at(ci, 1)),
+                        },
                         // Rates, differences, means: the stored value, hidden with its counts
                         // (the derived rule); placeholder resolved below.
                         _ => Cell::Text(String::new()),
                     });
                 }
                 None => {
-                    row.extend([Cell::Count(0), Cell::Count(0), Cell::Text(String::new())]);
+                    let numerator = if money {
+                        Cell::Exempt(0.0)
+                    } else {
+                        Cell::Count(0)
+                    };
+                    row.extend([numerator, Cell::Count(0), Cell::Text(String::new())]);
                 }
             }
         }
@@ -324,7 +342,7 @@ fn control_group(
     if has_total && areas > 0 {
         let total_row = row_codes.len() - 1;
         for ci in 0..ncols {
-            for part in 0..2 {
+            for &part in parts {
                 let members = (0..areas).map(|ri| (ri, at(ci, part))).collect();
                 table = table.with_line(members, (total_row, at(ci, part)));
             }
@@ -339,7 +357,7 @@ fn control_group(
             .filter_map(|m| row_codes[..areas].iter().position(|c| c == m))
             .collect();
         for ci in 0..ncols {
-            for part in 0..2 {
+            for &part in parts {
                 let members = rows.iter().map(|&ri| (ri, at(ci, part))).collect();
                 table = table.with_line(members, (g, at(ci, part)));
             }
@@ -348,7 +366,7 @@ fn control_group(
     if with_margin {
         let margin_col = ncols - 1;
         for ri in 0..row_codes.len() {
-            for part in 0..2 {
+            for &part in parts {
                 let members = (0..margin_col).map(|ci| (ri, at(ci, part))).collect();
                 table = table.with_line(members, (ri, at(margin_col, part)));
             }

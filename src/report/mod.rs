@@ -13,3 +13,5 @@ pub mod figures;
 pub mod pdf;
 pub mod render;
 pub mod rubric;
+pub mod scenario;
+pub mod value;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::ReportData;
 use super::disclosure::DisclosureConfig;
-use super::evaluation::{Inputs, Period, Unit};
+use super::evaluation::{DisclosureView, Inputs, Period, Unit};
 use super::figures::{DEPLOYMENT, Figures, group_code};
 use super::pdf::Chromium;
 use super::rubric::Rubric;
@@ -97,6 +97,16 @@ const EVALUATION_TABLES: [&str; 9] = [
     "activities",
     "file_loads",
     "ref_target_groups",
+];
+
+/// Tables the value-for-money builder reads.
+const VALUE_TABLES: [&str; 6] = [
+    "metric_values",
+    "metric_catalogue",
+    "centres",
+    "centre_costs",
+    "reach_by_lsoa",
+    "postcodes",
 ];
 
 /// The mandatory statement of ofsted.md §3.1.
@@ -204,22 +214,24 @@ fn load_spec(project: &Path, name: &str) -> Result<ReportSpec> {
     })?;
     let spec: ReportSpec = toml::from_str(&text)
         .with_context(|| format!("{}: invalid report declaration", path.display()))?;
-    if spec.builder != "centre_evaluation" {
-        bail!(
-            "{}: unknown builder {:?} (have: centre_evaluation)",
-            path.display(),
-            spec.builder
-        );
-    }
-    let missing: Vec<&str> = EVALUATION_TABLES
+    let reads: &[&str] = match spec.builder.as_str() {
+        "centre_evaluation" => &EVALUATION_TABLES,
+        "value_for_money" => &VALUE_TABLES,
+        other => bail!(
+            "{}: unknown builder {other:?} (have: centre_evaluation, value_for_money)",
+            path.display()
+        ),
+    };
+    let missing: Vec<&str> = reads
         .iter()
         .filter(|t| !spec.tables.iter().any(|d| d == *t))
         .copied()
         .collect();
     if !missing.is_empty() {
         bail!(
-            "{}: the centre_evaluation builder reads {missing:?}; list them under tables",
-            path.display()
+            "{}: the {} builder reads {missing:?}; list them under tables",
+            path.display(),
+            spec.builder
         );
     }
     for unit in &spec.units {
@@ -515,6 +527,61 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         let template = env
             .get_template(&format!("{name}/{}", spec.template))
             .with_context(|| format!("report {name}: cannot load its template"))?;
+        if spec.builder == "value_for_money" {
+            let view = DisclosureView {
+                audience: audience.clone(),
+                policies: inputs.policies.clone(),
+                footnotes: inputs.footnotes.clone(),
+                banner: inputs
+                    .policies
+                    .iter()
+                    .any(|p| p == "none")
+                    .then(|| super::disclosure::NOT_FOR_PUBLICATION.to_string()),
+            };
+            let scenarios = scenario_views(
+                project,
+                &data,
+                &period,
+                &centres,
+                &disclosure.policy_for(&audience, "REACH-01")?,
+                config.confidence,
+            )
+            .await?;
+            let ctx = super::value::context(
+                &config.council_name,
+                &period,
+                &fy,
+                &catalogue,
+                &centres,
+                view,
+                scenarios,
+            )?;
+            let html = template
+                .render(
+                    context! { r => Value::from(Serde(&ctx)), report => Value::from(Serde(spec)) },
+                )
+                .map_err(|e| anyhow::anyhow!("{}", describe_template_error(&e)))
+                .with_context(|| format!("report {name}: template failed"))?;
+            check_statement(&html, &ctx.statement).with_context(|| {
+                format!("report {name}: template reports/{name}/{}", spec.template)
+            })?;
+            let file = format!("{name}/council");
+            let (pdf, pdf_bytes) =
+                publish(lake, chromium.as_ref(), &work, &render_id, &file, &html).await?;
+            tracing::info!(report = %name, "Report rendered.");
+            documents.push(Rendered {
+                report: name.clone(),
+                title: spec.title.clone(),
+                unit_name: config.council_name.clone(),
+                unit_code: DEPLOYMENT.into(),
+                overall: ctx.total_cost.clone(),
+                html: format!("{file}.html"),
+                pdf,
+                html_bytes: html.len(),
+                pdf_bytes,
+            });
+            continue;
+        }
         for unit in &units {
             let ctx = inputs.context(unit, &period)?;
             let html = template
@@ -527,20 +594,8 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
                 format!("report {name}: template reports/{name}/{}", spec.template)
             })?;
             let file = format!("{name}/{}", file_stem(&unit.code));
-            let html_path = format!("reports/{render_id}/{file}.html");
-            lake.put(&html_path, Bytes::from(html.clone())).await?;
-            let (pdf, pdf_bytes) = match &chromium {
-                Some(c) => {
-                    let local = work.join(format!("{}.html", file_stem(&unit.code)));
-                    std::fs::write(&local, &html)?;
-                    let bytes = c.print_to_pdf(&local).await?;
-                    let path = format!("reports/{render_id}/{file}.pdf");
-                    let n = bytes.len();
-                    lake.put(&path, Bytes::from(bytes)).await?;
-                    (Some(format!("{file}.pdf")), Some(n))
-                }
-                None => (None, None),
-            };
+            let (pdf, pdf_bytes) =
+                publish(lake, chromium.as_ref(), &work, &render_id, &file, &html).await?;
             tracing::info!(report = %name, unit = %unit.code, "Report rendered.");
             documents.push(Rendered {
                 report: name.clone(),
@@ -592,6 +647,75 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         seconds: started.elapsed().as_secs_f64(),
         emailed_to,
     })
+}
+
+/// Runs every scenario of `reports/scenarios/*.toml` for the value-for-money report. A file
+/// that does not parse stops the render; a scenario that cannot run on this lake (a site
+/// that is not open) is shown with its reason.
+async fn scenario_views(
+    project: &Path,
+    data: &ReportData<'_>,
+    period: &Period,
+    centres: &[super::data::CentreRow],
+    policy: &super::disclosure::Policy,
+    confidence: f64,
+) -> Result<Vec<super::value::ScenarioView>> {
+    let dir = project.join("reports/scenarios");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(_) => return Ok(Vec::new()),
+    };
+    files.sort();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let costs = data.site_costs(&period.label).await?;
+    let lsoas = data.reach_by_lsoa(&period.end).await?;
+    let points = data.lsoa_points().await?;
+    let mut out = Vec::new();
+    for path in files {
+        let spec = super::scenario::ScenarioSpec::load(&path)?;
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        out.push(super::value::scenario_view(
+            &name, &spec, centres, &costs, &lsoas, &points, policy, confidence,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Writes one document's HTML, and its PDF when Chromium is there, under
+/// `reports/<render_id>/<file>.html|.pdf`; returns the PDF's name and size.
+async fn publish(
+    lake: &Lake,
+    chromium: Option<&Chromium>,
+    work: &Path,
+    render_id: &str,
+    file: &str,
+    html: &str,
+) -> Result<(Option<String>, Option<usize>)> {
+    lake.put(
+        &format!("reports/{render_id}/{file}.html"),
+        Bytes::from(html.to_string()),
+    )
+    .await?;
+    let Some(c) = chromium else {
+        return Ok((None, None));
+    };
+    let local = work.join(format!("{}.html", file.replace('/', "_")));
+    std::fs::write(&local, html)?;
+    let bytes = c.print_to_pdf(&local).await?;
+    let n = bytes.len();
+    lake.put(
+        &format!("reports/{render_id}/{file}.pdf"),
+        Bytes::from(bytes),
+    )
+    .await?;
+    Ok((Some(format!("{file}.pdf")), Some(n)))
 }
 
 /// E-mails the rendered set: one message, the index as text, the PDFs (or HTML) attached.

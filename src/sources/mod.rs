@@ -22,6 +22,7 @@ pub mod attendances;
 pub mod centre_groups;
 pub mod centres;
 pub mod chis;
+pub mod finance;
 pub mod hv_contacts;
 pub mod reach_areas;
 pub mod reference_files;
@@ -52,6 +53,10 @@ pub enum ExtractKind {
     ReachAreas,
     /// Children's centre groups (evaluated together).
     CentreGroups,
+    /// Costs of each site (and CENTRAL) per financial year.
+    CentreCosts,
+    /// Commissioned contracts (lots).
+    Contracts,
     /// Activity catalogue.
     Activities,
     /// People registered with a centre.
@@ -84,6 +89,8 @@ impl ExtractKind {
         ExtractKind::Centres,
         ExtractKind::ReachAreas,
         ExtractKind::CentreGroups,
+        ExtractKind::CentreCosts,
+        ExtractKind::Contracts,
         ExtractKind::Activities,
         ExtractKind::Registrations,
         ExtractKind::Attendances,
@@ -92,12 +99,21 @@ impl ExtractKind {
         ExtractKind::Asq3,
     ];
 
+    /// Extracts a council may not have: queries see an empty table until one is loaded.
+    pub const OPTIONAL: &'static [ExtractKind] = &[
+        ExtractKind::CentreGroups,
+        ExtractKind::CentreCosts,
+        ExtractKind::Contracts,
+    ];
+
     /// The canonical name, also the curated table name.
     pub fn name(self) -> &'static str {
         match self {
             ExtractKind::Centres => "centres",
             ExtractKind::ReachAreas => "reach_areas",
             ExtractKind::CentreGroups => "centre_groups",
+            ExtractKind::CentreCosts => "centre_costs",
+            ExtractKind::Contracts => "contracts",
             ExtractKind::Activities => "activities",
             ExtractKind::Registrations => "registrations",
             ExtractKind::Attendances => "attendances",
@@ -122,6 +138,8 @@ impl ExtractKind {
             ExtractKind::Centres => centres::FIELDS,
             ExtractKind::ReachAreas => reach_areas::FIELDS,
             ExtractKind::CentreGroups => centre_groups::FIELDS,
+            ExtractKind::CentreCosts => finance::COST_FIELDS,
+            ExtractKind::Contracts => finance::CONTRACT_FIELDS,
             ExtractKind::Activities => activities::FIELDS,
             ExtractKind::Registrations => registrations::FIELDS,
             ExtractKind::Attendances => attendances::FIELDS,
@@ -141,6 +159,8 @@ impl ExtractKind {
             ExtractKind::Centres => centres::COLUMNS,
             ExtractKind::ReachAreas => reach_areas::COLUMNS,
             ExtractKind::CentreGroups => centre_groups::COLUMNS,
+            ExtractKind::CentreCosts => finance::COST_COLUMNS,
+            ExtractKind::Contracts => finance::CONTRACT_COLUMNS,
             ExtractKind::Activities => activities::COLUMNS,
             ExtractKind::Registrations => registrations::COLUMNS,
             ExtractKind::Attendances => attendances::COLUMNS,
@@ -194,6 +214,8 @@ impl ExtractKind {
             ExtractKind::Centres => centres::row(r, out, state),
             ExtractKind::ReachAreas => reach_areas::row(r, out, state),
             ExtractKind::CentreGroups => centre_groups::row(r, out, state),
+            ExtractKind::CentreCosts => finance::cost_row(r, out, state),
+            ExtractKind::Contracts => finance::contract_row(r, out, state),
             ExtractKind::Activities => activities::row(r, out, state),
             ExtractKind::Registrations => registrations::row(r, out, state),
             ExtractKind::Attendances => attendances::row(r, out, state),

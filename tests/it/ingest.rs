@@ -30,7 +30,7 @@ async fn dirty_ground_truth_is_fully_recovered() {
             rec[3].to_string(),
         ));
     }
-    assert_eq!(truth.len(), 24, "the dirty generator injects 24 faults");
+    assert_eq!(truth.len(), 27, "the dirty generator injects 27 faults");
 
     let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
     let mut found = BTreeSet::new();

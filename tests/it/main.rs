@@ -14,4 +14,5 @@ mod rules;
 mod schedule;
 mod sql;
 mod support;
+mod vfm;
 mod xlsx;

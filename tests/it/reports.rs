@@ -110,6 +110,22 @@ fn centre_evaluations_match_their_golden_files() {
     golden("centre_evaluation_CC000.html", &centre);
     golden("centre_evaluation_council.html", &council);
     golden("index.html", &read("index.html"));
+    let vfm = read("value_for_money/council.html");
+    golden("value_for_money_council.html", &vfm);
+    // CC000 in 2024-25: £235,000 direct + £20,938.42 of the £60,000 central costs (119 of
+    // the 341 under-fives in the three reach areas) + LOT0's £120,000 contract for the whole
+    // year = £375,938.42; 70 children registered → £5,370.55 each.
+    assert!(vfm.contains("<td class=\"num\">£375,938</td><td class=\"num\">70</td><td class=\"num\">£5,370.55</td>"), "VFM-01 of CC000");
+    assert!(vfm.contains("Cost avoidance is never a cashable saving"));
+    // The shipped budget scenario: a 25% cut of £705,000 direct costs closes the site with
+    // the fewest under-fives in the most deprived areas per pound, CC000 (£235,000).
+    assert!(
+        vfm.contains("Sites closed: CC000. Direct costs saved: £235,000"),
+        "budget scenario"
+    );
+    // The evaluation's leadership judgement now has its cost measure: £4,819.72 per
+    // sustained engagement against the council's £5,147.96 (ratio 0.94 → good).
+    assert!(centre.contains("£4,819.72"));
     let group = read("centre_evaluation/group-GRP00.html");
     golden("centre_evaluation_group-GRP00.html", &group);
     // The group is the union of CC000 (70 of 119 registered) and CC001 (78 of 111): 148 of
@@ -601,4 +617,51 @@ fn reports_are_delivered_by_email_through_a_real_smtp_server() {
         "the PDF is attached: {}",
         &mail[..mail.len().min(2000)]
     );
+}
+
+#[test]
+fn a_named_closure_reassigns_families_and_a_bad_one_says_why() {
+    let dir = project_copy();
+    let scenarios = dir.path().join("reports/scenarios");
+    std::fs::write(
+        scenarios.join("close_cc001.toml"),
+        "name = \"Close centre 1\"\nas_at = \"2025-04-01\"\nclose = [\"CC001\"]\ndistance_threshold_km = 3.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scenarios.join("close_unknown.toml"),
+        "name = \"Close a site we do not have\"\nas_at = \"2025-04-01\"\nclose = [\"CC404\"]\ndistance_threshold_km = 3.0\n",
+    )
+    .unwrap();
+    let out = render_html(
+        dir.path(),
+        "scenarios",
+        RenderOptions {
+            reports: vec!["value_for_money".into()],
+            ..html_only()
+        },
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(out.join("value_for_money/council.html")).unwrap();
+    assert!(html.contains("<h3>Close centre 1</h3>"));
+    assert!(html.contains("Sites closed: CC001."), "named closure ran");
+    // Every neighbourhood that CC001 served now goes elsewhere.
+    let section = html.split("<h3>Close centre 1</h3>").nth(1).unwrap();
+    let section = section.split("</section>").next().unwrap();
+    assert!(
+        section.contains("<td>CC001</td>"),
+        "LSOAs nearest CC001 before are listed"
+    );
+    assert!(
+        !section.contains("<td>none</td>"),
+        "two sites remain open for everyone"
+    );
+    assert!(html.contains("<strong>Not run:</strong> scenario &quot;Close a site we do not have&quot;: site &quot;CC404&quot; is not an open site"), "{}", &html[html.find("Close a site").unwrap_or(0)..][..400.min(html.len())]);
+    // A file that is not a valid scenario stops the render.
+    std::fs::write(scenarios.join("broken.toml"), "name = \"x\"\n").unwrap();
+    let err = format!(
+        "{:#}",
+        render_html(dir.path(), "broken", html_only()).unwrap_err()
+    );
+    assert!(err.contains("broken.toml"), "{err}");
 }

@@ -1,0 +1,16 @@
+-- Children under 5 and how many were registered, seen and sustained, by LSOA (2021) and
+-- deprivation band, per financial year: where families live, for the closure and budget
+-- scenarios of the value-for-money report (value-for-money.md §5). Small counts: reports
+-- aggregate them before anything is shown.
+select
+    period_start,
+    period_end,
+    lsoa21,
+    deprivation_band,
+    count(*) as children,
+    count(*) filter (where is_registered) as registered,
+    count(*) filter (where is_seen) as seen,
+    count(*) filter (where is_sustained) as sustained
+from int_reach_facts
+where period_type = 'fy' and lsoa21 is not null
+group by period_start, period_end, lsoa21, deprivation_band

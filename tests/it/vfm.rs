@@ -1,0 +1,164 @@
+//! `sql/metrics/value_for_money.sql` on hand-made tables reproducing the worked examples of
+//! shared/domain/value-for-money.md §1–2: central costs split by under-fives to the penny, a
+//! contract prorated by days, a contract ignored when its lot reports commissioned costs,
+//! and site A's costs per X (£500, £750, £2,000, £60, £2,500).
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+
+const WORLD: &str = r#"
+create table metric_params as select 3 as sustained_min_contacts, 'session_day' as contact_unit;
+create table stg_periods as select * from (values
+  ('fy', date '2023-04-01', date '2024-03-31', date '2023-04-01', true),
+  ('fy', date '2024-04-01', date '2025-03-31', date '2024-04-01', true)
+) as t(period_type, period_start, period_end, window_start, is_complete);
+-- centres: A (lot LOT0, no contract), B (LOT1, contract from 2024-10-01), C (LOT2, reports
+-- commissioned costs, so LOT2's contract is already inside them); an outreach venue V that
+-- carries no costs.
+create table centres as select * from (values
+  ('A', 'Provider 1', 'North', 'LOT0', date '2010-04-01', cast(null as date), 'centre'),
+  ('B', 'Provider 1', 'North', 'LOT1', date '2010-04-01', cast(null as date), 'centre'),
+  ('C', 'Provider 2', 'South', 'LOT2', date '2010-04-01', cast(null as date), 'hub'),
+  ('V', 'Provider 2', 'South', 'LOT2', date '2010-04-01', cast(null as date), 'outreach')
+) as t(centre_id, provider, early_help_area, lot, open_date, close_date, site_type);
+-- under-fives at each year end: 600 / 300 / 300 in 2024-25, 5 / 5 / 5 in 2023-24
+create table int_reach_facts as
+  select 'fy' as period_type, date '2025-03-31' as period_end, 'A' as reach_area, concat('a', cast(value as varchar)) as child_key from generate_series(1, 600)
+  union all select 'fy', date '2025-03-31', 'B', concat('b', cast(value as varchar)) from generate_series(1, 300)
+  union all select 'fy', date '2025-03-31', 'C', concat('c', cast(value as varchar)) from generate_series(1, 300)
+  union all select 'fy', date '2024-03-31', 'A', concat('a', cast(value as varchar)) from generate_series(1, 5)
+  union all select 'fy', date '2024-03-31', 'B', concat('b', cast(value as varchar)) from generate_series(1, 5)
+  union all select 'fy', date '2024-03-31', 'C', concat('c', cast(value as varchar)) from generate_series(1, 5);
+create table centre_costs as select * from (values
+  ('A', '2024-25', 200000.0, 50000.0, 0.0, 20000.0, 270000.0),
+  ('B', '2024-25', 80000.0, 15000.0, 0.0, 5000.0, 100000.0),
+  ('C', '2024-25', 50000.0, 15000.0, 10000.0, 5000.0, 80000.0),
+  ('CENTRAL', '2024-25', 60000.0, 0.0, 0.0, 0.0, 60000.0),
+  ('CENTRAL', '2023-24', 100.0, 0.0, 0.0, 0.0, 100.0)
+) as t(centre_id, financial_year, staff, premises, commissioned, other, total);
+create table contracts as select * from (values
+  ('LOT1', 'Provider 1', 'B', 500000.0, date '2024-10-01', date '2027-03-31', '2x12'),
+  ('LOT2', 'Provider 2', 'C; V', 100000.0, date '2023-04-01', date '2027-03-31', '')
+) as t(lot, provider, centre_ids, annual_value, start_date, end_date, extension_option);
+-- site A in 2024-25: 600 registered under-fives, 400 seen of whom 150 on 3 days,
+-- 5,000 attendances, 120 families at a targeted activity
+create table stg_children as
+  select concat('a', cast(value as varchar)) as child_key, date '2022-06-01' as date_of_birth from generate_series(1, 600);
+create table stg_registered_children as
+  select concat('a', cast(value as varchar)) as child_key, 'A' as centre_id, date '2023-01-01' as registration_date from generate_series(1, 600);
+create table stg_contact_days as
+  select concat('a', cast(value as varchar)) as child_key, date '2024-06-03' as contact_date, 'A' as centre_id, 1 as attendances from generate_series(1, 400)
+  union all select concat('a', cast(value as varchar)), date '2024-07-01', 'A', 1 from generate_series(1, 150)
+  union all select concat('a', cast(value as varchar)), date '2024-08-05', 'A', 1 from generate_series(1, 150);
+create table activities as select * from (values
+ ('T1', 'targeted'), ('U1', 'universal')
+) as t(activity_code, service_type);
+create table attendances as
+  select 'A' as centre_id, date '2024-09-02' as session_date,
+    case when value <= 120 then concat('f', cast(value as varchar)) else 'f1' end as family_key,
+    case when value <= 120 then 'T1' else 'U1' end as activity_code
+  from generate_series(1, 5000);
+"#;
+
+async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
+    let ctx = SessionContext::new();
+    for statement in WORLD.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+        let statement: String = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if statement.trim().is_empty() {
+            continue;
+        }
+        ctx.sql(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"))
+            .collect()
+            .await
+            .unwrap();
+    }
+    let model = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/metrics/value_for_money.sql"),
+    )
+    .unwrap();
+    let batches = ctx.sql(&model).await.unwrap().collect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let text = |name: &str| cast(b.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+        let int = |name: &str| cast(b.column_by_name(name).unwrap(), &DataType::Int64).unwrap();
+        let (metric, end, gt, gc) = (
+            text("metric_id"),
+            text("period_end"),
+            text("geography_type"),
+            text("geography_code"),
+        );
+        let (num, den) = (int("numerator"), int("denominator"));
+        for i in 0..b.num_rows() {
+            let s = |a: &arrow::array::ArrayRef| a.as_string::<i32>().value(i).to_string();
+            let n = |a: &arrow::array::ArrayRef| {
+                let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+                if a.is_null(i) { -1 } else { a.value(i) }
+            };
+            out.insert((s(&metric), s(&end), s(&gt), s(&gc)), (n(&num), n(&den)));
+        }
+    }
+    out
+}
+
+#[test]
+fn costs_are_attributed_and_divided_as_the_worked_examples() {
+    let rows = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(run_model());
+    let get = |metric: &str, end: &str, gt: &str, gc: &str| {
+        rows.get(&(metric.into(), end.into(), gt.into(), gc.into()))
+            .copied()
+            .unwrap_or_else(|| panic!("no row {metric} {end} {gt} {gc}: {rows:#?}"))
+    };
+    let fy = "2025-03-31";
+    // A: £270,000 direct + £30,000 of the £60,000 central (600 of 1,200 under-fives), no
+    // contract = £300,000; per registered child £500, per child seen £750, per sustained
+    // engagement £2,000, per attendance £60, per targeted family £2,500.
+    assert_eq!(get("VFM-01", fy, "centre", "A"), (30_000_000, 600));
+    assert_eq!(get("VFM-02", fy, "centre", "A"), (30_000_000, 400));
+    assert_eq!(get("VFM-03", fy, "centre", "A"), (30_000_000, 150));
+    assert_eq!(get("VFM-04", fy, "centre", "A"), (30_000_000, 5_000));
+    assert_eq!(get("VFM-05", fy, "centre", "A"), (30_000_000, 120));
+    // B: £100,000 + £15,000 central + LOT1's £500,000 for 182 of 365 days = £249,315.07.
+    assert_eq!(
+        get("VFM-01", fy, "centre", "B").0,
+        10_000_000 + 1_500_000 + 24_931_507
+    );
+    // C reports commissioned costs, so LOT2's contract is not added again: £80,000 + £15,000.
+    assert_eq!(get("VFM-01", fy, "centre", "C").0, 9_500_000);
+    // The outreach venue carries no costs.
+    assert!(!rows.keys().any(|k| k.3 == "V"));
+    // 2023-24: £100 central split three ways by 5 / 5 / 5 → 3,334 + 3,333 + 3,333 pence (the
+    // spare penny to the first in order), summing exactly to the total.
+    let prev = "2024-03-31";
+    assert_eq!(get("VFM-01", prev, "centre", "A").0, 3_334);
+    assert_eq!(get("VFM-01", prev, "centre", "B").0, 3_333);
+    // C reported no commissioned costs for 2023-24, so LOT2's contract counts that year, all
+    // of it at C (the outreach venue takes no share): £100,000 for all 366 days.
+    assert_eq!(get("VFM-01", prev, "centre", "C").0, 3_333 + 10_000_000);
+    assert_eq!(
+        get("VFM-01", prev, "deployment", "ALL").0,
+        10_000 + 10_000_000
+    );
+    // Roll-ups add costs; children are counted once.
+    assert_eq!(
+        get("VFM-01", fy, "provider", "Provider 1").0,
+        30_000_000 + 36_431_507
+    );
+    assert_eq!(get("VFM-01", fy, "lot", "LOT0"), (30_000_000, 600));
+    assert_eq!(
+        get("VFM-01", fy, "deployment", "ALL").0,
+        30_000_000 + 36_431_507 + 9_500_000
+    );
+    assert_eq!(get("VFM-01", fy, "eh_area", "South"), (9_500_000, 0));
+}
