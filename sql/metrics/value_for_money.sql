@@ -77,7 +77,10 @@ central_exact as (
         w.financial_year,
         w.centre_id,
         c.pence,
-        c.pence * w.weight / sum(w.weight) over (partition by w.financial_year) as floor_share,
+        -- floor of the exact share, written so DataFusion and DuckDB (whose / on integers
+        -- divides as floats) agree
+        cast(floor(cast(c.pence * w.weight as double)
+            / sum(w.weight) over (partition by w.financial_year)) as bigint) as floor_share,
         c.pence * w.weight % sum(w.weight) over (partition by w.financial_year) as remainder
     from weights as w
     inner join central as c on c.financial_year = w.financial_year
@@ -145,7 +148,8 @@ contract_sites as (
 contract_exact as (
     select
         c.*,
-        c.pence * c.weight / sum(c.weight) over (partition by c.financial_year, c.lot) as floor_share,
+        cast(floor(cast(c.pence * c.weight as double)
+            / sum(c.weight) over (partition by c.financial_year, c.lot)) as bigint) as floor_share,
         c.pence * c.weight % sum(c.weight) over (partition by c.financial_year, c.lot) as remainder
     from contract_sites as c
 ),
@@ -207,50 +211,134 @@ costs as (
     group by 1, 2, 3, 4, 5
 ),
 
--- Activity at the sites, one row per (site, year, unit counted), keyed so that a child or
--- family is counted once per geography.
+-- Activity is first reduced to one row per site and person (or per site, for attendance
+-- rows), and only then spread over the geographies, where a child or family is counted
+-- once however many of the geography's sites they used.
+site_registered as (
+    select distinct s.financial_year, s.centre_id, r.child_key
+    from site_cost as s
+    inner join stg_registered_children as r
+        on r.centre_id = s.centre_id and r.registration_date <= s.period_end
+    inner join stg_children as c on c.child_key = r.child_key
+    where c.date_of_birth <= s.period_end
+        and c.date_of_birth + interval '5 years' > s.period_end
+),
+
+site_contact_days as (
+    select s.financial_year, s.centre_id, d.child_key, d.contact_date, d.attendances
+    from site_cost as s
+    inner join stg_contact_days as d
+        on d.centre_id = s.centre_id
+        and d.contact_date between s.period_start and s.period_end
+),
+
+site_families as (
+    select distinct s.financial_year, s.centre_id, a.family_key
+    from site_cost as s
+    inner join attendances as a
+        on a.centre_id = s.centre_id
+        and a.session_date between s.period_start and s.period_end
+    inner join activities as act on act.activity_code = a.activity_code
+    where act.service_type = 'targeted' and a.family_key is not null
+),
+
+site_attendances as (
+    select s.financial_year, s.centre_id, count(*) as n
+    from site_cost as s
+    inner join attendances as a
+        on a.centre_id = s.centre_id
+        and a.session_date between s.period_start and s.period_end
+    group by s.financial_year, s.centre_id
+),
+
 registered as (
     select distinct p.financial_year, p.geography_type, p.geography_code, r.child_key as k
-    from placed as p
-    inner join stg_registered_children as r
-        on r.centre_id = p.centre_id and r.registration_date <= p.period_end
-    inner join stg_children as c on c.child_key = r.child_key
-    where c.date_of_birth <= p.period_end
-        and c.date_of_birth + interval '5 years' > p.period_end
+    from site_registered as r
+    inner join placed as p on p.financial_year = r.financial_year and p.centre_id = r.centre_id
+),
+
+-- Contact days per person and geography (the same day at two sites of a geography is one
+-- contact day there). Nearly every child-day is at one site: those are counted per site and
+-- child first and then added up over each geography's sites; only the rare days at two or
+-- more sites are spread over geographies and compared date by date. Spreading every
+-- contact day over every geography made this the widest aggregation of the catalogue.
+child_dates as (
+    select financial_year, child_key, contact_date, count(*) as sites,
+        min(centre_id) as centre_id
+    from site_contact_days
+    group by financial_year, child_key, contact_date
+),
+
+one_site_days as (
+    select financial_year, centre_id, child_key, count(*) as days
+    from child_dates
+    where sites = 1
+    group by financial_year, centre_id, child_key
+),
+
+several_site_days as (
+    select distinct p.financial_year, p.geography_type, p.geography_code, d.child_key,
+        d.contact_date
+    from child_dates as c
+    inner join site_contact_days as d
+        on d.financial_year = c.financial_year
+        and d.child_key = c.child_key
+        and d.contact_date = c.contact_date
+    inner join placed as p on p.financial_year = d.financial_year and p.centre_id = d.centre_id
+    where c.sites > 1
+),
+
+geography_days as (
+    select p.financial_year, p.geography_type, p.geography_code, o.child_key, o.days
+    from one_site_days as o
+    inner join placed as p on p.financial_year = o.financial_year and p.centre_id = o.centre_id
+    union all
+    select financial_year, geography_type, geography_code, child_key, count(*) as days
+    from several_site_days
+    group by financial_year, geography_type, geography_code, child_key
+),
+
+-- Attendances add up across sites as they are (each is one row of the extract).
+geography_attendances as (
+    select p.financial_year, p.geography_type, p.geography_code, d.child_key,
+        sum(d.attendances) as attendances
+    from (
+        select financial_year, centre_id, child_key, sum(attendances) as attendances
+        from site_contact_days
+        group by financial_year, centre_id, child_key
+    ) as d
+    inner join placed as p on p.financial_year = d.financial_year and p.centre_id = d.centre_id
+    group by 1, 2, 3, 4
 ),
 
 contact_units as (
     select
-        p.financial_year,
-        p.geography_type,
-        p.geography_code,
-        d.child_key,
-        count(distinct d.contact_date) as days,
-        sum(d.attendances) as attendances
-    from placed as p
-    inner join stg_contact_days as d
-        on d.centre_id = p.centre_id
-        and d.contact_date between p.period_start and p.period_end
+        a.financial_year,
+        a.geography_type,
+        a.geography_code,
+        a.child_key,
+        coalesce(sum(g.days), 0) as days,
+        min(a.attendances) as attendances
+    from geography_attendances as a
+    left join geography_days as g
+        on g.financial_year = a.financial_year
+        and g.geography_type = a.geography_type
+        and g.geography_code = a.geography_code
+        and g.child_key = a.child_key
     group by 1, 2, 3, 4
 ),
 
 attendance_rows as (
-    select p.financial_year, p.geography_type, p.geography_code, count(*) as n
-    from placed as p
-    inner join attendances as a
-        on a.centre_id = p.centre_id
-        and a.session_date between p.period_start and p.period_end
+    select p.financial_year, p.geography_type, p.geography_code, sum(a.n) as n
+    from site_attendances as a
+    inner join placed as p on p.financial_year = a.financial_year and p.centre_id = a.centre_id
     group by 1, 2, 3
 ),
 
 targeted_families as (
-    select distinct p.financial_year, p.geography_type, p.geography_code, a.family_key as k
-    from placed as p
-    inner join attendances as a
-        on a.centre_id = p.centre_id
-        and a.session_date between p.period_start and p.period_end
-    inner join activities as act on act.activity_code = a.activity_code
-    where act.service_type = 'targeted' and a.family_key is not null
+    select distinct p.financial_year, p.geography_type, p.geography_code, f.family_key as k
+    from site_families as f
+    inner join placed as p on p.financial_year = f.financial_year and p.centre_id = f.centre_id
 ),
 
 denominators as (

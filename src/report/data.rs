@@ -147,11 +147,6 @@ impl<'a> ReportData<'a> {
         Ok(ReportData { session })
     }
 
-    /// Whether the lake has this table (for optional inputs such as centre groups).
-    pub fn has_table(&self, name: &str) -> bool {
-        self.session.tables.iter().any(|t| t.name == name)
-    }
-
     /// Runs a query and deserialises each row.
     pub async fn rows<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>> {
         let batches = self

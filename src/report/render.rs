@@ -297,112 +297,26 @@ fn css_string_filter(text: String) -> Value {
     Value::from_safe_string(out)
 }
 
-/// Renders the chosen reports from the lake into the lake's `reports/<render_id>/`.
+/// Renders the chosen reports from the lake into the lake's `reports/<render_id>/`:
+/// settings → the lake's figures → one builder per report → HTML (+ PDF) → index → e-mail.
 pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result<RenderSummary> {
     let started = Instant::now();
-    let reports_dir = project.join("reports");
-    let config: ReportsConfig = {
-        let path = reports_dir.join("reports.toml");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?
-    };
-    let disclosure = DisclosureConfig::load(&reports_dir.join("disclosure.toml"))?;
-    let rubric = Rubric::load(&reports_dir.join("ofsted_rubric.toml"))?;
-    let names = if opts.reports.is_empty() {
-        list_reports(project)?
-    } else {
-        opts.reports.clone()
-    };
-    let specs: Vec<(String, ReportSpec)> = names
-        .iter()
-        .map(|n| load_spec(project, n).map(|s| (n.clone(), s)))
-        .collect::<Result<_>>()?;
-    let env = environment(project);
-
-    let session = LakeSession::open(lake, Limits::default(), config.confidence).await?;
-    let mut declared: Vec<String> = specs.iter().flat_map(|(_, s)| s.tables.clone()).collect();
-    declared.sort();
-    declared.dedup();
-    let data = ReportData::new(&session, &names.join(", "), &declared)?;
-    let catalogue = data.catalogue().await?;
-    let fy_rows = data.metric_values("fy").await?;
-    let period = match &opts.period {
-        Some(label) => Period::parse(label).with_context(|| {
-            format!("--period {label:?}: expected a financial year such as 2024-25")
-        })?,
-        None => {
-            let end = fy_rows
-                .iter()
-                .map(|r| r.period_end.clone())
-                .filter(|e| e.ends_with("-03-31"))
-                .max()
-                .context("metric_values holds no financial year: run the metrics first")?;
-            Period::fy_ending(&end).context("bad period end")?
-        }
-    };
-    if !fy_rows.iter().any(|r| r.period_end == period.end) {
-        bail!(
-            "metric_values holds no figures for {} (period ending {})",
-            period.label,
-            period.end
-        );
-    }
-    let rolling_rows: Vec<_> = data
-        .metric_values("rolling12")
-        .await?
-        .into_iter()
-        .filter(|r| r.period_end <= period.end && r.metric_id.starts_with("REACH-0"))
-        .collect();
-    let mut rolling_ends: Vec<String> = rolling_rows.iter().map(|r| r.period_end.clone()).collect();
-    rolling_ends.sort();
-    rolling_ends.dedup();
-    let centres = data.centres().await?;
-    let sizes: BTreeMap<String, u64> = data.reach_area_sizes().await?.into_iter().collect();
-    let deciles = data.deciles("fy", &period.end).await?;
-    let activities = data.activity_counts(&period.start, &period.end).await?;
-    let sources = data.source_loads().await?;
-    #[derive(Deserialize)]
-    struct Label {
-        group_code: String,
-        label: String,
-    }
-    #[derive(Deserialize)]
-    struct Member {
-        group_id: String,
-        group_name: String,
-        centre_id: String,
-    }
-    // Centre groups are optional: councils without them get centre and council reports.
-    let members: Vec<Member> = if data.has_table("centre_groups") {
-        data.rows("select group_id, group_name, centre_id from centre_groups order by 1, 3")
-            .await?
-    } else {
-        Vec::new()
-    };
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut group_names: BTreeMap<String, String> = BTreeMap::new();
-    for m in members {
-        groups
-            .entry(m.group_id.clone())
-            .or_default()
-            .push(m.centre_id);
-        group_names.insert(m.group_id, m.group_name);
-    }
-    let target_group_labels: BTreeMap<String, String> = data
-        .rows::<Label>("select group_code, label from ref_target_groups")
-        .await?
-        .into_iter()
-        .map(|l| (l.group_code, l.label))
-        .collect();
-
+    let settings = Settings::load(project, opts)?;
+    let session = LakeSession::open(lake, Limits::default(), settings.config.confidence).await?;
+    let data = ReportData::new(&session, &settings.names(), &settings.declared_tables())?;
+    let shared = Shared::load(&data, opts.period.as_deref()).await?;
     let render_id = opts
         .render_id
         .clone()
         .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
-    let want_pdf = opts.pdf.unwrap_or(config.pdf);
-    let chromium = if want_pdf { Chromium::find() } else { None };
-    let pdf_note = match (&chromium, want_pdf) {
+    let want_pdf = opts.pdf.unwrap_or(settings.config.pdf);
+    let out = Output {
+        lake,
+        chromium: if want_pdf { Chromium::find() } else { None },
+        work: tempfile_dir()?,
+        render_id: render_id.clone(),
+    };
+    let pdf_note = match (&out.chromium, want_pdf) {
         (_, false) => Some("PDF: off".into()),
         (None, true) => Some(
             "PDF: skipped, Chromium not found (install the Debian package chromium, or set \
@@ -411,215 +325,31 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         ),
         _ => None,
     };
-    let work = tempfile_dir()?;
+    let env = environment(project);
     let mut documents = Vec::new();
-    for (name, spec) in &specs {
-        let audience = spec
-            .audience
-            .clone()
-            .unwrap_or_else(|| config.audience.clone());
-        if !disclosure.audiences.contains_key(&audience) {
-            bail!("report {name}: audience {audience:?} is not in reports/disclosure.toml");
-        }
-        let fy = Figures::control(
-            &fy_rows,
-            &catalogue,
-            &disclosure,
-            &audience,
-            config.confidence,
-            &groups,
-        )?;
-        let rolling = Figures::control(
-            &rolling_rows,
-            &catalogue,
-            &disclosure,
-            &audience,
-            config.confidence,
-            &groups,
-        )?;
-        let mut policies: Vec<String> = fy.by_key.values().map(|f| f.policy.to_string()).collect();
-        policies.sort();
-        policies.dedup();
-        let footnotes = policies
-            .iter()
-            .map(|p| disclosure.policy(p).map(|p| p.footnote()))
-            .collect::<Result<Vec<_>>>()?;
-        let inputs = Inputs {
-            council_name: &config.council_name,
-            audience: &audience,
-            rubric: &rubric,
-            catalogue: &catalogue,
-            fy: &fy,
-            rolling: &rolling,
-            rolling_ends: rolling_ends.clone(),
-            centres: &centres,
-            reach_area_sizes: &sizes,
-            deciles: &deciles,
-            activities: &activities,
-            sources: &sources,
-            target_group_labels: &target_group_labels,
-            policy_for_counts: disclosure.policy_for(&audience, "REACH-01")?,
-            confidence: config.confidence,
-            statement: statement(&config.council_name),
-            footnotes,
-            policies,
-        };
-        let mut units = Vec::new();
-        if spec.units.iter().any(|u| u == "centre") {
-            for c in &centres {
-                if opts
-                    .centre
-                    .as_ref()
-                    .is_some_and(|only| only != &c.centre_id)
-                {
-                    continue;
-                }
-                if fy
-                    .get("REACH-01", &period.end, &c.centre_id, "all")
-                    .is_none()
-                {
-                    continue; // a site without a reach area (outreach venue, hub)
-                }
-                units.push(Unit {
-                    kind: "centre".into(),
-                    code: c.centre_id.clone(),
-                    name: c.name.clone(),
-                    word: "centre".into(),
-                    centre: Some(c.clone()),
-                    members: Vec::new(),
-                });
-            }
-            if let Some(only) = &opts.centre
-                && units.is_empty()
-            {
-                bail!(
-                    "no centre {only:?} with a reach area in the lake for {}",
-                    period.label
-                );
-            }
-        }
-        if spec.units.iter().any(|u| u == "group") && opts.centre.is_none() {
-            for (id, member_ids) in &groups {
-                units.push(Unit {
-                    kind: "group".into(),
-                    code: group_code(id),
-                    name: group_names[id].clone(),
-                    word: "group".into(),
-                    centre: None,
-                    members: centres
-                        .iter()
-                        .filter(|c| member_ids.contains(&c.centre_id))
-                        .cloned()
-                        .collect(),
-                });
-            }
-        }
-        if spec.units.iter().any(|u| u == "la") && opts.centre.is_none() {
-            units.push(Unit {
-                kind: "la".into(),
-                code: DEPLOYMENT.into(),
-                name: config.council_name.clone(),
-                word: "local authority".into(),
-                centre: None,
-                members: Vec::new(),
-            });
-        }
+    for (name, spec) in &settings.specs {
         let template = env
             .get_template(&format!("{name}/{}", spec.template))
             .with_context(|| format!("report {name}: cannot load its template"))?;
-        if spec.builder == "value_for_money" {
-            let view = DisclosureView {
-                audience: audience.clone(),
-                policies: inputs.policies.clone(),
-                footnotes: inputs.footnotes.clone(),
-                banner: inputs
-                    .policies
-                    .iter()
-                    .any(|p| p == "none")
-                    .then(|| super::disclosure::NOT_FOR_PUBLICATION.to_string()),
-            };
-            let scenarios = scenario_views(
-                project,
-                &data,
-                &period,
-                &centres,
-                &disclosure.policy_for(&audience, "REACH-01")?,
-                config.confidence,
-            )
-            .await?;
-            let ctx = super::value::context(
-                &config.council_name,
-                &period,
-                &fy,
-                &catalogue,
-                &centres,
-                view,
-                scenarios,
-            )?;
-            let html = template
-                .render(
-                    context! { r => Value::from(Serde(&ctx)), report => Value::from(Serde(spec)) },
-                )
-                .map_err(|e| anyhow::anyhow!("{}", describe_template_error(&e)))
-                .with_context(|| format!("report {name}: template failed"))?;
-            check_statement(&html, &ctx.statement).with_context(|| {
-                format!("report {name}: template reports/{name}/{}", spec.template)
-            })?;
-            let file = format!("{name}/council");
-            let (pdf, pdf_bytes) =
-                publish(lake, chromium.as_ref(), &work, &render_id, &file, &html).await?;
-            tracing::info!(report = %name, "Report rendered.");
-            documents.push(Rendered {
-                report: name.clone(),
-                title: spec.title.clone(),
-                unit_name: config.council_name.clone(),
-                unit_code: DEPLOYMENT.into(),
-                overall: ctx.total_cost.clone(),
-                html: format!("{file}.html"),
-                pdf,
-                html_bytes: html.len(),
-                pdf_bytes,
-            });
-            continue;
-        }
-        for unit in &units {
-            let ctx = inputs.context(unit, &period)?;
-            let html = template
-                .render(
-                    context! { r => Value::from(Serde(&ctx)), report => Value::from(Serde(spec)) },
-                )
-                .map_err(|e| anyhow::anyhow!("{}", describe_template_error(&e)))
-                .with_context(|| format!("report {name} for {}: template failed", unit.name))?;
-            check_statement(&html, &inputs.statement).with_context(|| {
-                format!("report {name}: template reports/{name}/{}", spec.template)
-            })?;
-            let file = format!("{name}/{}", file_stem(&unit.code));
-            let (pdf, pdf_bytes) =
-                publish(lake, chromium.as_ref(), &work, &render_id, &file, &html).await?;
-            tracing::info!(report = %name, unit = %unit.code, "Report rendered.");
-            documents.push(Rendered {
-                report: name.clone(),
-                title: spec.title.clone(),
-                unit_name: unit.name.clone(),
-                unit_code: unit.code.clone(),
-                overall: ctx
-                    .overall
-                    .this
-                    .as_ref()
-                    .map_or("not graded".into(), |g| g.text.clone()),
-                html: format!("{file}.html"),
-                pdf,
-                html_bytes: html.len(),
-                pdf_bytes,
-            });
+        let report = Report::new(&settings, &shared, name, spec)?;
+        match spec.builder.as_str() {
+            "value_for_money" => documents.push(
+                value_document(project, &data, &settings, &shared, &report, &template, &out)
+                    .await?,
+            ),
+            _ => documents.extend(
+                evaluation_documents(&data, &settings, &shared, &report, &template, &out, opts)
+                    .await?,
+            ),
         }
     }
+    let period = &shared.period;
     let index_html = env
         .get_template("index.html")
         .context("cannot load reports/index.html")?
         .render(context! {
-            council_name => &config.council_name,
-            period => Value::from(Serde(&period)),
+            council_name => &settings.config.council_name,
+            period => Value::from(Serde(period)),
             render_id => &render_id,
             documents => Value::from(Serde(&documents)),
             pdf_note => Value::from(Serde(&pdf_note)),
@@ -627,16 +357,16 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         .map_err(|e| anyhow::anyhow!("reports/index.html: {}", describe_template_error(&e)))?;
     let index = format!("reports/{render_id}/index.html");
     lake.put(&index, Bytes::from(index_html)).await?;
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&out.work);
 
     let mut emailed_to = Vec::new();
-    if opts.email && !config.delivery.email.is_empty() {
-        deliver(lake, &config, &render_id, &period, &documents).await?;
-        emailed_to = config.delivery.email.clone();
+    if opts.email && !settings.config.delivery.email.is_empty() {
+        deliver(lake, &settings.config, &render_id, period, &documents).await?;
+        emailed_to = settings.config.delivery.email.clone();
     }
     Ok(RenderSummary {
         render_id,
-        period: period.label,
+        period: period.label.clone(),
         documents,
         index: lake
             .root()
@@ -647,6 +377,450 @@ pub async fn render(project: &Path, lake: &Lake, opts: &RenderOptions) -> Result
         seconds: started.elapsed().as_secs_f64(),
         emailed_to,
     })
+}
+
+/// The files of `reports/` a render needs, read and checked before the lake is opened.
+struct Settings {
+    config: ReportsConfig,
+    disclosure: DisclosureConfig,
+    rubric: Rubric,
+    specs: Vec<(String, ReportSpec)>,
+}
+
+impl Settings {
+    fn load(project: &Path, opts: &RenderOptions) -> Result<Settings> {
+        let dir = project.join("reports");
+        let config: ReportsConfig = {
+            let path = dir.join("reports.toml");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?
+        };
+        let names = if opts.reports.is_empty() {
+            list_reports(project)?
+        } else {
+            opts.reports.clone()
+        };
+        Ok(Settings {
+            config,
+            disclosure: DisclosureConfig::load(&dir.join("disclosure.toml"))?,
+            rubric: Rubric::load(&dir.join("ofsted_rubric.toml"))?,
+            specs: names
+                .iter()
+                .map(|n| load_spec(project, n).map(|s| (n.clone(), s)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn names(&self) -> String {
+        self.specs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn declared_tables(&self) -> Vec<String> {
+        let mut tables: Vec<String> = self
+            .specs
+            .iter()
+            .flat_map(|(_, s)| s.tables.clone())
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    }
+}
+
+/// What every report of a render reads: the period, financial-year metric values, the
+/// catalogue, sites and centre groups.
+struct Shared {
+    period: Period,
+    catalogue: Vec<super::data::CatalogueRow>,
+    fy_rows: Vec<super::data::MetricRow>,
+    centres: Vec<super::data::CentreRow>,
+    groups: BTreeMap<String, Vec<String>>,
+    group_names: BTreeMap<String, String>,
+}
+
+impl Shared {
+    async fn load(data: &ReportData<'_>, period: Option<&str>) -> Result<Shared> {
+        let fy_rows = data.metric_values("fy").await?;
+        let period = match period {
+            Some(label) => Period::parse(label).with_context(|| {
+                format!("--period {label:?}: expected a financial year such as 2024-25")
+            })?,
+            None => {
+                let end = fy_rows
+                    .iter()
+                    .map(|r| r.period_end.clone())
+                    .filter(|e| e.ends_with("-03-31"))
+                    .max()
+                    .context("metric_values holds no financial year: run the metrics first")?;
+                Period::fy_ending(&end).context("bad period end")?
+            }
+        };
+        if !fy_rows.iter().any(|r| r.period_end == period.end) {
+            bail!(
+                "metric_values holds no figures for {} (period ending {})",
+                period.label,
+                period.end
+            );
+        }
+        #[derive(Deserialize)]
+        struct Member {
+            group_id: String,
+            group_name: String,
+            centre_id: String,
+        }
+        // Centre groups are optional: without them there are centre and council reports.
+        let members: Vec<Member> = data
+            .rows("select group_id, group_name, centre_id from centre_groups order by 1, 3")
+            .await?;
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut group_names = BTreeMap::new();
+        for m in members {
+            groups
+                .entry(m.group_id.clone())
+                .or_default()
+                .push(m.centre_id);
+            group_names.insert(m.group_id, m.group_name);
+        }
+        Ok(Shared {
+            period,
+            catalogue: data.catalogue().await?,
+            fy_rows,
+            centres: data.centres().await?,
+            groups,
+            group_names,
+        })
+    }
+}
+
+/// One report's audience and its controlled figures.
+struct Report<'a> {
+    name: &'a str,
+    spec: &'a ReportSpec,
+    audience: String,
+    fy: Figures,
+    disclosure: DisclosureView,
+}
+
+impl<'a> Report<'a> {
+    fn new(
+        settings: &Settings,
+        shared: &Shared,
+        name: &'a str,
+        spec: &'a ReportSpec,
+    ) -> Result<Self> {
+        let audience = spec
+            .audience
+            .clone()
+            .unwrap_or_else(|| settings.config.audience.clone());
+        if !settings.disclosure.audiences.contains_key(&audience) {
+            bail!("report {name}: audience {audience:?} is not in reports/disclosure.toml");
+        }
+        let fy = Figures::control(
+            &shared.fy_rows,
+            &shared.catalogue,
+            &settings.disclosure,
+            &audience,
+            settings.config.confidence,
+            &shared.groups,
+        )?;
+        let mut policies: Vec<String> = fy.by_key.values().map(|f| f.policy.to_string()).collect();
+        policies.sort();
+        policies.dedup();
+        let footnotes = policies
+            .iter()
+            .map(|p| settings.disclosure.policy(p).map(|p| p.footnote()))
+            .collect::<Result<Vec<_>>>()?;
+        let banner = policies
+            .iter()
+            .any(|p| p == "none")
+            .then(|| super::disclosure::NOT_FOR_PUBLICATION.to_string());
+        Ok(Report {
+            name,
+            spec,
+            disclosure: DisclosureView {
+                audience: audience.clone(),
+                policies,
+                footnotes,
+                banner,
+            },
+            audience,
+            fy,
+        })
+    }
+
+    /// Renders a context with the report's template and checks its mandatory statement.
+    fn html<T: Serialize>(
+        &self,
+        template: &minijinja::Template<'_, '_>,
+        ctx: &T,
+        statement: &str,
+        unit: &str,
+    ) -> Result<String> {
+        let html = template
+            .render(
+                context! { r => Value::from(Serde(ctx)), report => Value::from(Serde(self.spec)) },
+            )
+            .map_err(|e| anyhow::anyhow!("{}", describe_template_error(&e)))
+            .with_context(|| format!("report {} for {unit}: template failed", self.name))?;
+        check_statement(&html, statement).with_context(|| {
+            format!(
+                "report {}: template reports/{}/{}",
+                self.name, self.name, self.spec.template
+            )
+        })?;
+        Ok(html)
+    }
+}
+
+/// Where documents go: the lake's `reports/<render_id>/`, with PDFs when Chromium is there.
+struct Output<'a> {
+    lake: &'a Lake,
+    chromium: Option<Chromium>,
+    work: PathBuf,
+    render_id: String,
+}
+
+impl Output<'_> {
+    /// Writes `<file>.html` (and `.pdf`) and describes the document for the index.
+    async fn write(
+        &self,
+        report: &Report<'_>,
+        file: &str,
+        html: &str,
+        unit: (&str, &str),
+        overall: String,
+    ) -> Result<Rendered> {
+        let (pdf, pdf_bytes) = publish(
+            self.lake,
+            self.chromium.as_ref(),
+            &self.work,
+            &self.render_id,
+            file,
+            html,
+        )
+        .await?;
+        tracing::info!(report = %report.name, unit = %unit.1, "Report rendered.");
+        Ok(Rendered {
+            report: report.name.to_string(),
+            title: report.spec.title.clone(),
+            unit_name: unit.0.to_string(),
+            unit_code: unit.1.to_string(),
+            overall,
+            html: format!("{file}.html"),
+            pdf,
+            html_bytes: html.len(),
+            pdf_bytes,
+        })
+    }
+}
+
+/// The value-for-money report: one document for the council.
+async fn value_document(
+    project: &Path,
+    data: &ReportData<'_>,
+    settings: &Settings,
+    shared: &Shared,
+    report: &Report<'_>,
+    template: &minijinja::Template<'_, '_>,
+    out: &Output<'_>,
+) -> Result<Rendered> {
+    let council = &settings.config.council_name;
+    let scenarios = scenario_views(
+        project,
+        data,
+        &shared.period,
+        &shared.centres,
+        &settings
+            .disclosure
+            .policy_for(&report.audience, "REACH-01")?,
+        settings.config.confidence,
+    )
+    .await?;
+    let ctx = super::value::context(
+        council,
+        &shared.period,
+        &report.fy,
+        &shared.catalogue,
+        &shared.centres,
+        report.disclosure.clone(),
+        scenarios,
+    )?;
+    let html = report.html(template, &ctx, &ctx.statement, council)?;
+    let file = format!("{}/council", report.name);
+    out.write(
+        report,
+        &file,
+        &html,
+        (council, DEPLOYMENT),
+        ctx.total_cost.clone(),
+    )
+    .await
+}
+
+/// The centre self-evaluations: one document per centre reach area, centre group and the
+/// council, as the report's `units` ask.
+async fn evaluation_documents(
+    data: &ReportData<'_>,
+    settings: &Settings,
+    shared: &Shared,
+    report: &Report<'_>,
+    template: &minijinja::Template<'_, '_>,
+    out: &Output<'_>,
+    opts: &RenderOptions,
+) -> Result<Vec<Rendered>> {
+    let period = &shared.period;
+    let confidence = settings.config.confidence;
+    let rolling_rows: Vec<_> = data
+        .metric_values("rolling12")
+        .await?
+        .into_iter()
+        .filter(|r| r.period_end <= period.end && r.metric_id.starts_with("REACH-0"))
+        .collect();
+    let mut rolling_ends: Vec<String> = rolling_rows.iter().map(|r| r.period_end.clone()).collect();
+    rolling_ends.sort();
+    rolling_ends.dedup();
+    let rolling = Figures::control(
+        &rolling_rows,
+        &shared.catalogue,
+        &settings.disclosure,
+        &report.audience,
+        confidence,
+        &shared.groups,
+    )?;
+    let sizes: BTreeMap<String, u64> = data.reach_area_sizes().await?.into_iter().collect();
+    let deciles = data.deciles("fy", &period.end).await?;
+    let activities = data.activity_counts(&period.start, &period.end).await?;
+    let sources = data.source_loads().await?;
+    #[derive(Deserialize)]
+    struct Label {
+        group_code: String,
+        label: String,
+    }
+    let target_group_labels: BTreeMap<String, String> = data
+        .rows::<Label>("select group_code, label from ref_target_groups")
+        .await?
+        .into_iter()
+        .map(|l| (l.group_code, l.label))
+        .collect();
+    let council = &settings.config.council_name;
+    let inputs = Inputs {
+        council_name: council,
+        audience: &report.audience,
+        rubric: &settings.rubric,
+        catalogue: &shared.catalogue,
+        fy: &report.fy,
+        rolling: &rolling,
+        rolling_ends,
+        centres: &shared.centres,
+        reach_area_sizes: &sizes,
+        deciles: &deciles,
+        activities: &activities,
+        sources: &sources,
+        target_group_labels: &target_group_labels,
+        policy_for_counts: settings
+            .disclosure
+            .policy_for(&report.audience, "REACH-01")?,
+        confidence,
+        statement: statement(council),
+        footnotes: report.disclosure.footnotes.clone(),
+        policies: report.disclosure.policies.clone(),
+    };
+    let mut documents = Vec::new();
+    for unit in units(report.spec, shared, opts, council)? {
+        let ctx = inputs.context(&unit, period)?;
+        let html = report.html(template, &ctx, &inputs.statement, &unit.name)?;
+        let file = format!("{}/{}", report.name, file_stem(&unit.code));
+        let overall = ctx
+            .overall
+            .this
+            .as_ref()
+            .map_or("not graded".into(), |g| g.text.clone());
+        documents.push(
+            out.write(report, &file, &html, (&unit.name, &unit.code), overall)
+                .await?,
+        );
+    }
+    Ok(documents)
+}
+
+/// The units a centre evaluation covers: every centre with a reach area (or the one asked
+/// for), every centre group, and the council.
+fn units(
+    spec: &ReportSpec,
+    shared: &Shared,
+    opts: &RenderOptions,
+    council: &str,
+) -> Result<Vec<Unit>> {
+    let wants = |kind: &str| spec.units.iter().any(|u| u == kind);
+    let mut units = Vec::new();
+    if wants("centre") {
+        for c in &shared.centres {
+            if opts
+                .centre
+                .as_ref()
+                .is_some_and(|only| only != &c.centre_id)
+            {
+                continue;
+            }
+            let has_reach_area = shared.fy_rows.iter().any(|r| {
+                r.geography_type == "reach_area"
+                    && r.geography_code == c.centre_id
+                    && r.period_end == shared.period.end
+            });
+            if !has_reach_area {
+                continue; // a site without a reach area (outreach venue, hub)
+            }
+            units.push(Unit {
+                kind: "centre".into(),
+                code: c.centre_id.clone(),
+                name: c.name.clone(),
+                word: "centre".into(),
+                centre: Some(c.clone()),
+                members: Vec::new(),
+            });
+        }
+        if let Some(only) = &opts.centre
+            && units.is_empty()
+        {
+            bail!(
+                "no centre {only:?} with a reach area in the lake for {}",
+                shared.period.label
+            );
+        }
+    }
+    if wants("group") && opts.centre.is_none() {
+        for (id, member_ids) in &shared.groups {
+            units.push(Unit {
+                kind: "group".into(),
+                code: group_code(id),
+                name: shared.group_names[id].clone(),
+                word: "group".into(),
+                centre: None,
+                members: shared
+                    .centres
+                    .iter()
+                    .filter(|c| member_ids.contains(&c.centre_id))
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+    if wants("la") && opts.centre.is_none() {
+        units.push(Unit {
+            kind: "la".into(),
+            code: DEPLOYMENT.into(),
+            name: council.to_string(),
+            word: "local authority".into(),
+            centre: None,
+            members: Vec::new(),
+        });
+    }
+    Ok(units)
 }
 
 /// Runs every scenario of `reports/scenarios/*.toml` for the value-for-money report. A file
