@@ -545,6 +545,27 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         )?;
     }
     counts.insert(co.name.clone(), r(&co));
+    // Real Ofsted inspections (2013–2015 framework) of some centres and of the first group:
+    // synthetic grades and URNs, for the "Previous Ofsted inspection" row.
+    let mut oi = Out::new(
+        out,
+        "ofsted_inspections.csv",
+        &header(ExtractKind::OfstedInspections),
+    )?;
+    for c in (0..p.centres).filter(|c| c % 3 == 0) {
+        let g = |k: usize| (1 + (c + k) % 4).to_string();
+        oi.rec([
+            format!("CC{c:03}"),
+            format!("{}", 22_000 + c),
+            format!("2014-{:02}-{:02}", 1 + c % 12, 1 + c % 28),
+            g(1),
+            g(2),
+            g(1),
+            g(0),
+            String::new(),
+        ])?;
+    }
+    counts.insert(oi.name.clone(), r(&oi));
     let mut ac = Out::new(out, "activities.csv", &header(ExtractKind::Activities))?;
     let activities: Vec<String> = (0..24).map(|i| format!("ACT{i:02}")).collect();
     for (i, a) in activities.iter().enumerate() {

@@ -94,6 +94,48 @@ pub struct LsoaPoint {
     pub lon: f64,
 }
 
+/// A lot's KPI at a period end (`lot_kpis`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct LotKpi {
+    pub lot: String,
+    pub period_end: String,
+    pub kpi_id: String,
+    pub metric_id: String,
+    pub breakdown: String,
+    pub direction: String,
+    pub target: f64,
+    pub tolerance: f64,
+    pub weight: f64,
+    pub value: Option<f64>,
+    pub status: String,
+    pub kpi_score: Option<f64>,
+    pub meets_extension_condition: bool,
+}
+
+/// A real Ofsted inspection (`ofsted_inspections`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct OfstedRow {
+    pub id: String,
+    pub urn: Option<String>,
+    pub inspection_date: String,
+    pub overall: i64,
+    pub access: Option<i64>,
+    pub quality: Option<i64>,
+    pub leadership: Option<i64>,
+    pub source_url: Option<String>,
+}
+
+/// A commissioned contract (`contracts`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ContractRow {
+    pub lot: String,
+    pub provider: String,
+    pub annual_value: f64,
+    pub start_date: String,
+    pub end_date: String,
+    pub extension_option: Option<String>,
+}
+
 /// A site's direct cost in a financial year.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct SiteCost {
@@ -237,6 +279,35 @@ impl<'a> ReportData<'a> {
             "select centre_id, total from centre_costs where financial_year = '{financial_year}' \
              and centre_id <> 'CENTRAL' order by centre_id"
         ))
+        .await
+    }
+
+    /// Every lot's KPIs at every period end.
+    pub async fn lot_kpis(&self) -> Result<Vec<LotKpi>> {
+        self.rows(
+            "select lot, cast(period_end as varchar) as period_end, kpi_id, metric_id, breakdown, \
+             direction, target, tolerance, weight, value, status, kpi_score, \
+             meets_extension_condition from lot_kpis order by lot, period_end, kpi_id",
+        )
+        .await
+    }
+
+    /// Every real Ofsted inspection, oldest first.
+    pub async fn ofsted_inspections(&self) -> Result<Vec<OfstedRow>> {
+        self.rows(
+            "select id, urn, cast(inspection_date as varchar) as inspection_date, overall, access, \
+             quality, leadership, source_url from ofsted_inspections order by id, inspection_date",
+        )
+        .await
+    }
+
+    /// Every contract.
+    pub async fn contracts(&self) -> Result<Vec<ContractRow>> {
+        self.rows(
+            "select lot, provider, annual_value, cast(start_date as varchar) as start_date, \
+             cast(end_date as varchar) as end_date, extension_option from contracts \
+             order by lot, start_date",
+        )
         .await
     }
 

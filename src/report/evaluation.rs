@@ -102,6 +102,20 @@ pub struct EvaluationContext {
     pub rubric: RubricView,
     /// For a group: each member centre's values of the rubric's measures (no grades).
     pub appendix: Appendix,
+    /// The latest real Ofsted inspection up to the period end, shown apart from our grades.
+    pub ofsted: Option<OfstedView>,
+}
+
+/// A real Ofsted inspection as printed (ofsted.md §3.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct OfstedView {
+    pub date: String,
+    pub urn: String,
+    pub overall: Option<GradeView>,
+    pub access: Option<GradeView>,
+    pub quality: Option<GradeView>,
+    pub leadership: Option<GradeView>,
+    pub source_url: String,
 }
 
 /// The member centres of a group (columns) and their values of each measure (ofsted.md §3.2).
@@ -259,6 +273,8 @@ pub struct Inputs<'a> {
     pub statement: String,
     pub footnotes: Vec<String>,
     pub policies: Vec<String>,
+    /// Real Ofsted inspections (any unit).
+    pub inspections: &'a [super::data::OfstedRow],
 }
 
 /// Ofsted's other evidence that our extracts do not hold (ofsted.md §1.3).
@@ -291,7 +307,10 @@ impl Inputs<'_> {
             .iter()
             .find(|c| c.metric_id == metric)
             .map_or_else(
-                || "not in the metric catalogue yet".to_string(),
+                || match metric {
+                    "KPI-SCORE" => "Contract KPIs met by the centre's lot (weighted)".to_string(),
+                    _ => "not in the metric catalogue yet".to_string(),
+                },
                 |c| c.name.clone(),
             )
     }
@@ -596,7 +615,26 @@ impl Inputs<'_> {
                 confirmed: self.rubric.settings.confirmed,
             },
             appendix: self.appendix(unit, period),
+            ofsted: self.ofsted(unit, period),
         })
+    }
+
+    fn ofsted(&self, unit: &Unit, period: &Period) -> Option<OfstedView> {
+        let id = unit.code.strip_prefix("group:").unwrap_or(&unit.code);
+        let grade = |g: Option<i64>| GradeView::of(g.map(Grade::from_number));
+        self.inspections
+            .iter()
+            .filter(|i| i.id == id && i.inspection_date.as_str() <= period.end.as_str())
+            .max_by(|a, b| a.inspection_date.cmp(&b.inspection_date))
+            .map(|i| OfstedView {
+                date: i.inspection_date.clone(),
+                urn: i.urn.clone().unwrap_or_default(),
+                overall: grade(Some(i.overall)),
+                access: grade(i.access),
+                quality: grade(i.quality),
+                leadership: grade(i.leadership),
+                source_url: i.source_url.clone().unwrap_or_default(),
+            })
     }
 
     fn appendix(&self, unit: &Unit, period: &Period) -> Appendix {
@@ -664,7 +702,11 @@ impl Inputs<'_> {
                     (n, _) => n.display(0),
                 })
                 .unwrap_or_default(),
-            denominator: f.map(|f| f.denominator.display(0)).unwrap_or_default(),
+            // A score has no counts behind it: nothing to show rather than z of z.
+            denominator: f
+                .filter(|f| f.denominator != Shown::NotApplicable)
+                .map(|f| f.denominator.display(0))
+                .unwrap_or_default(),
             la: match (unit.kind.as_str(), la.and_then(Figure::value)) {
                 ("la", _) => String::new(),
                 (_, Some(v)) if self.is_money(metric) => format!("£{}", pounds(v)),

@@ -87,8 +87,11 @@ pub struct ReportSpec {
 }
 
 /// Tables the centre evaluation builder reads.
-const EVALUATION_TABLES: [&str; 9] = [
+const EVALUATION_TABLES: [&str; 12] = [
     "metric_values",
+    "ofsted_inspections",
+    "lot_kpis",
+    "contracts",
     "metric_catalogue",
     "centres",
     "reach_areas",
@@ -100,11 +103,13 @@ const EVALUATION_TABLES: [&str; 9] = [
 ];
 
 /// Tables the value-for-money builder reads.
-const VALUE_TABLES: [&str; 6] = [
+const VALUE_TABLES: [&str; 8] = [
     "metric_values",
     "metric_catalogue",
     "centres",
     "centre_costs",
+    "contracts",
+    "lot_kpis",
     "reach_by_lsoa",
     "postcodes",
 ];
@@ -436,6 +441,9 @@ impl Settings {
 /// catalogue, sites and centre groups.
 struct Shared {
     period: Period,
+    lot_kpis: Vec<super::data::LotKpi>,
+    contracts: Vec<super::data::ContractRow>,
+    inspections: Vec<super::data::OfstedRow>,
     catalogue: Vec<super::data::CatalogueRow>,
     fy_rows: Vec<super::data::MetricRow>,
     centres: Vec<super::data::CentreRow>,
@@ -486,15 +494,75 @@ impl Shared {
                 .push(m.centre_id);
             group_names.insert(m.group_id, m.group_name);
         }
+        let centres = data.centres().await?;
+        let lot_kpis = data.lot_kpis().await?;
+        let mut fy_rows = fy_rows;
+        fy_rows.extend(kpi_score_rows(&lot_kpis, &centres, &fy_rows));
         Ok(Shared {
             period,
             catalogue: data.catalogue().await?,
             fy_rows,
-            centres: data.centres().await?,
+            centres,
             groups,
             group_names,
+            lot_kpis,
+            contracts: data.contracts().await?,
+            inspections: data.ofsted_inspections().await?,
         })
     }
+}
+
+/// KPI-SCORE as a figure of each centre reach area: its lot's score at each financial year
+/// end (value-for-money.md §4, ofsted.md §4.4). A score of scores, so no counts to control.
+fn kpi_score_rows(
+    kpis: &[super::data::LotKpi],
+    centres: &[super::data::CentreRow],
+    fy_rows: &[super::data::MetricRow],
+) -> Vec<super::data::MetricRow> {
+    let Some(template) = fy_rows.first() else {
+        return Vec::new();
+    };
+    let mut scores: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for k in kpis {
+        if let Some(score) = k.kpi_score {
+            scores.insert((k.lot.as_str(), k.period_end.as_str()), score);
+        }
+    }
+    let ends: std::collections::BTreeSet<(&str, &str)> = fy_rows
+        .iter()
+        .map(|r| (r.period_start.as_str(), r.period_end.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for c in centres {
+        let Some(lot) = c.lot.as_deref() else {
+            continue;
+        };
+        for (start, end) in &ends {
+            if let Some(score) = scores.get(&(lot, end)) {
+                out.push(super::data::MetricRow {
+                    metric_id: "KPI-SCORE".into(),
+                    period_start: start.to_string(),
+                    period_end: end.to_string(),
+                    geography_type: "reach_area".into(),
+                    geography_code: c.centre_id.clone(),
+                    breakdown_type: "all".into(),
+                    breakdown_value: "all".into(),
+                    numerator: None,
+                    denominator: None,
+                    value: Some(*score),
+                    lower_95: None,
+                    upper_95: None,
+                    comparator_type: "none".into(),
+                    comparator_value: None,
+                    comparison: "not_compared".into(),
+                    quality_flags: String::new(),
+                    uses_unverified: false,
+                    ..template.clone()
+                });
+            }
+        }
+    }
+    out
 }
 
 /// One report's audience and its controlled figures.
@@ -649,6 +717,7 @@ async fn value_document(
         &shared.centres,
         report.disclosure.clone(),
         scenarios,
+        super::value::contract_performance(&shared.lot_kpis, &shared.contracts, &shared.period),
     )?;
     let html = report.html(template, &ctx, &ctx.statement, council)?;
     let file = format!("{}/council", report.name);
@@ -729,6 +798,7 @@ async fn evaluation_documents(
         statement: statement(council),
         footnotes: report.disclosure.footnotes.clone(),
         policies: report.disclosure.policies.clone(),
+        inspections: &shared.inspections,
     };
     let mut documents = Vec::new();
     for unit in units(report.spec, shared, opts, council)? {

@@ -45,7 +45,92 @@ pub struct ValueContext {
     pub charts: Vec<Chart>,
     pub total_cost: String,
     pub scenarios: Vec<ScenarioView>,
+    pub lots: Vec<LotPerformance>,
     pub not_yet: Vec<String>,
+}
+
+/// A lot's contract and its KPI performance at the period end (value-for-money.md §4).
+#[derive(Debug, Clone, Serialize)]
+pub struct LotPerformance {
+    pub lot: String,
+    pub provider: String,
+    pub annual_value: String,
+    pub end_date: String,
+    pub extension_option: String,
+    pub kpi_score: String,
+    pub meets_extension_condition: bool,
+    pub kpis: Vec<KpiLine>,
+}
+
+/// One KPI of a lot.
+#[derive(Debug, Clone, Serialize)]
+pub struct KpiLine {
+    pub kpi_id: String,
+    pub measure: String,
+    pub target: String,
+    pub value: String,
+    pub status: String,
+    pub weight: String,
+}
+
+/// Each contract with its lot's KPIs at the period end.
+pub fn contract_performance(
+    kpis: &[super::data::LotKpi],
+    contracts: &[super::data::ContractRow],
+    period: &Period,
+) -> Vec<LotPerformance> {
+    contracts
+        .iter()
+        .filter(|c| {
+            c.start_date.as_str() <= period.end.as_str()
+                && c.end_date.as_str() >= period.start.as_str()
+        })
+        .map(|c| {
+            let at: Vec<&super::data::LotKpi> = kpis
+                .iter()
+                .filter(|k| k.lot == c.lot && k.period_end == period.end)
+                .collect();
+            LotPerformance {
+                lot: c.lot.clone(),
+                provider: c.provider.clone(),
+                annual_value: format!("£{}", whole_pounds(c.annual_value)),
+                end_date: c.end_date.clone(),
+                extension_option: c.extension_option.clone().unwrap_or_default(),
+                kpi_score: at
+                    .first()
+                    .and_then(|k| k.kpi_score)
+                    .map_or("no data".into(), |s| format!("{s:.1}%")),
+                meets_extension_condition: at.first().is_some_and(|k| k.meets_extension_condition),
+                kpis: at
+                    .iter()
+                    .map(|k| KpiLine {
+                        kpi_id: k.kpi_id.clone(),
+                        measure: match k.breakdown.as_str() {
+                            "all" => k.metric_id.clone(),
+                            b => format!(
+                                "{} ({})",
+                                k.metric_id,
+                                super::evaluation::breakdown_label(b)
+                            ),
+                        },
+                        target: format!(
+                            "{} {} (±{})",
+                            if k.direction == "higher" {
+                                "≥"
+                            } else {
+                                "≤"
+                            },
+                            k.target,
+                            k.tolerance
+                        ),
+                        value: k.value.map_or("no data".into(), |v| format!("{v:.1}")),
+                        status: k.status.replace('_', " "),
+                        weight: format!("{}", k.weight),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// A closure or budget scenario as the report shows it: counts after disclosure control.
@@ -110,6 +195,7 @@ pub fn context(
     centres: &[CentreRow],
     disclosure: DisclosureView,
     scenarios: Vec<ScenarioView>,
+    lots: Vec<LotPerformance>,
 ) -> Result<ValueContext> {
     let name_of = |metric: &str| {
         catalogue
@@ -252,9 +338,9 @@ pub fn context(
         charts: charts_out,
         total_cost,
         scenarios,
+        lots,
         not_yet: vec![
             "Cost per child at the expected level (VFM-06a, ASQ-3) and with a good level of development (VFM-06b, EYFSP): not computed yet.".into(),
-            "Contract KPI performance per lot (KPI-SCORE): needs the council's contract_kpis.csv, not read yet.".into(),
             "Overlap and duplication with other services, and cost avoidance (VFM-07): need the social care extracts (children in need, child protection, looked after), not linked yet.".into(),
         ],
     })

@@ -24,6 +24,7 @@ pub mod centres;
 pub mod chis;
 pub mod finance;
 pub mod hv_contacts;
+pub mod ofsted_inspections;
 pub mod reach_areas;
 pub mod reference_files;
 pub mod registrations;
@@ -57,6 +58,8 @@ pub enum ExtractKind {
     CentreCosts,
     /// Commissioned contracts (lots).
     Contracts,
+    /// Real Ofsted inspections of centres and groups.
+    OfstedInspections,
     /// Activity catalogue.
     Activities,
     /// People registered with a centre.
@@ -91,6 +94,7 @@ impl ExtractKind {
         ExtractKind::CentreGroups,
         ExtractKind::CentreCosts,
         ExtractKind::Contracts,
+        ExtractKind::OfstedInspections,
         ExtractKind::Activities,
         ExtractKind::Registrations,
         ExtractKind::Attendances,
@@ -104,6 +108,7 @@ impl ExtractKind {
         ExtractKind::CentreGroups,
         ExtractKind::CentreCosts,
         ExtractKind::Contracts,
+        ExtractKind::OfstedInspections,
     ];
 
     /// The canonical name, also the curated table name.
@@ -114,6 +119,7 @@ impl ExtractKind {
             ExtractKind::CentreGroups => "centre_groups",
             ExtractKind::CentreCosts => "centre_costs",
             ExtractKind::Contracts => "contracts",
+            ExtractKind::OfstedInspections => "ofsted_inspections",
             ExtractKind::Activities => "activities",
             ExtractKind::Registrations => "registrations",
             ExtractKind::Attendances => "attendances",
@@ -140,6 +146,7 @@ impl ExtractKind {
             ExtractKind::CentreGroups => centre_groups::FIELDS,
             ExtractKind::CentreCosts => finance::COST_FIELDS,
             ExtractKind::Contracts => finance::CONTRACT_FIELDS,
+            ExtractKind::OfstedInspections => ofsted_inspections::FIELDS,
             ExtractKind::Activities => activities::FIELDS,
             ExtractKind::Registrations => registrations::FIELDS,
             ExtractKind::Attendances => attendances::FIELDS,
@@ -161,6 +168,7 @@ impl ExtractKind {
             ExtractKind::CentreGroups => centre_groups::COLUMNS,
             ExtractKind::CentreCosts => finance::COST_COLUMNS,
             ExtractKind::Contracts => finance::CONTRACT_COLUMNS,
+            ExtractKind::OfstedInspections => ofsted_inspections::COLUMNS,
             ExtractKind::Activities => activities::COLUMNS,
             ExtractKind::Registrations => registrations::COLUMNS,
             ExtractKind::Attendances => attendances::COLUMNS,
@@ -216,6 +224,7 @@ impl ExtractKind {
             ExtractKind::CentreGroups => centre_groups::row(r, out, state),
             ExtractKind::CentreCosts => finance::cost_row(r, out, state),
             ExtractKind::Contracts => finance::contract_row(r, out, state),
+            ExtractKind::OfstedInspections => ofsted_inspections::row(r, out, state),
             ExtractKind::Activities => activities::row(r, out, state),
             ExtractKind::Registrations => registrations::row(r, out, state),
             ExtractKind::Attendances => attendances::row(r, out, state),

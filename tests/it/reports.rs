@@ -126,6 +126,17 @@ fn centre_evaluations_match_their_golden_files() {
     // The evaluation's leadership judgement now has its cost measure: £4,819.72 per
     // sustained engagement against the council's £5,147.96 (ratio 0.94 → good).
     assert!(centre.contains("£4,819.72"));
+    // KPI-SCORE of CC000's lot at 2025-03-31: K1 near (weight 2), K2 near, K3 and K4 met →
+    // (1 + 0.5 + 1 + 1) ÷ 5 = 70.0%, below the rubric's good threshold of 75.
+    assert!(vfm.contains("<td>LOT0</td><td>Provider 0</td><td class=\"num\">£120,000</td><td>2027-03-31</td><td>2x12</td><td class=\"num\">70.0%</td><td>not met</td>"), "lot performance");
+    assert!(centre.contains("<td class=\"num\">70.0</td>"));
+    // CC000's real Ofsted inspection is shown apart from the self-evaluation's grades.
+    assert!(centre.contains("<th scope=\"row\">Previous Ofsted inspection (2014-01-01)</th><td><span class=\"grade grade-2\">Good <b>2</b></span></td>"));
+    assert!(centre.contains("it is not part of this self-evaluation"));
+    assert!(
+        !council.contains("Previous Ofsted inspection"),
+        "no inspection of the council"
+    );
     let group = read("centre_evaluation/group-GRP00.html");
     golden("centre_evaluation_group-GRP00.html", &group);
     // The group is the union of CC000 (70 of 119 registered) and CC001 (78 of 111): 148 of

@@ -162,3 +162,91 @@ fn costs_are_attributed_and_divided_as_the_worked_examples() {
     );
     assert_eq!(get("VFM-01", fy, "eh_area", "South"), (9_500_000, 0));
 }
+
+/// value-for-money.md §4: weights 2, 1, 1, 1 with statuses met, near, not met, met give
+/// KPI-SCORE (2 + 0.5 + 0 + 1) ÷ 5 = 70.0%; the extension condition needs ≥ 75 at each of
+/// the last four quarter ends.
+#[test]
+fn kpi_score_and_the_extension_condition() {
+    let world = r#"
+create table ref_contract_kpis as select * from (values
+  ('*', 'K1', 'REACH-01', 'deprivation=most_deprived_30', 'higher', 80, 5, 2, 'rolling12'),
+  ('*', 'K2', 'REACH-02', 'all', 'higher', 60, 5, 1, 'rolling12'),
+  ('*', 'K3', 'HV-03', 'all', 'lower', 10, 2, 1, 'rolling12'),
+  ('*', 'K4', 'DQ-01', 'all', 'higher', 90, 5, 1, 'rolling12')
+) as t(lot, kpi_id, metric_id, breakdown, direction, target, tolerance, weight, period_type);
+create table contracts as select * from (values ('L1'), ('L2')) as t(lot);
+create table metric_values as select * from (values
+  ('REACH-01', 'rolling12', date '2025-03-31', 'lot', 'L1', 'deprivation', 'most_deprived_30', 81.0),
+  ('REACH-02', 'rolling12', date '2025-03-31', 'lot', 'L1', 'all', 'all', 56.0),
+  ('HV-03', 'rolling12', date '2025-03-31', 'lot', 'L1', 'all', 'all', 12.5),
+  ('DQ-01', 'rolling12', date '2025-03-31', 'lot', 'L1', 'all', 'all', 95.0),
+  ('REACH-01', 'rolling12', date '2024-06-30', 'lot', 'L2', 'deprivation', 'most_deprived_30', 90.0),
+  ('REACH-01', 'rolling12', date '2024-09-30', 'lot', 'L2', 'deprivation', 'most_deprived_30', 90.0),
+  ('REACH-01', 'rolling12', date '2024-12-31', 'lot', 'L2', 'deprivation', 'most_deprived_30', 90.0),
+  ('REACH-01', 'rolling12', date '2025-03-31', 'lot', 'L2', 'deprivation', 'most_deprived_30', 90.0)
+) as t(metric_id, period_type, period_end, geography_type, geography_code, breakdown_type,
+       breakdown_value, value)
+"#;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows = rt.block_on(async {
+        let ctx = SessionContext::new();
+        for statement in world.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+            ctx.sql(statement).await.unwrap().collect().await.unwrap();
+        }
+        let model = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/marts/lot_kpis.sql"),
+        )
+        .unwrap();
+        let sql = format!(
+            "with m as ({model}) select lot, cast(period_end as varchar) as period_end, kpi_id, \
+             status, kpi_score, meets_extension_condition from m order by 1, 2, 3"
+        );
+        ctx.sql(&sql).await.unwrap().collect().await.unwrap()
+    });
+    let text = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
+    let line = |lot: &str, end: &str, kpi: &str| {
+        text.lines()
+            .find(|l| {
+                l.contains(&format!("| {lot} "))
+                    && l.contains(end)
+                    && l.contains(&format!("| {kpi} "))
+            })
+            .unwrap_or_else(|| panic!("no {lot} {end} {kpi} in\n{text}"))
+            .to_string()
+    };
+    // L1 at 2025-03-31: K1 met, K2 near (56 within 5 of 60), K3 not met (12.5 > 10 + 2), K4 met.
+    for (kpi, status) in [
+        ("K1", "met"),
+        ("K2", "near"),
+        ("K3", "not_met"),
+        ("K4", "met"),
+    ] {
+        assert!(
+            line("L1", "2025-03-31", kpi).contains(&format!("| {status} ")),
+            "{text}"
+        );
+    }
+    assert!(line("L1", "2025-03-31", "K1").contains("| 70.0 "), "{text}");
+    assert!(
+        line("L1", "2025-03-31", "K1").contains("| false "),
+        "one quarter only"
+    );
+    // L2 has data for K1 only (met) at four quarter ends: 100 each time, so by the fourth it
+    // meets the extension condition; KPIs without data do not count against it.
+    assert!(
+        line("L2", "2024-12-31", "K1").contains("| false "),
+        "{text}"
+    );
+    assert!(
+        line("L2", "2025-03-31", "K1").contains("| 100.0 "),
+        "{text}"
+    );
+    assert!(line("L2", "2025-03-31", "K1").contains("| true "), "{text}");
+    assert!(
+        line("L2", "2025-03-31", "K2").contains("| no_data "),
+        "{text}"
+    );
+}
