@@ -35,6 +35,14 @@ pub struct Unit {
 }
 
 impl Unit {
+    /// The id council-supplied evidence is keyed by: the centre or group id, `council`.
+    pub fn evidence_id(&self) -> &str {
+        match self.kind.as_str() {
+            "la" => "council",
+            _ => self.code.strip_prefix("group:").unwrap_or(&self.code),
+        }
+    }
+
     /// The reach areas (centre ids) the unit covers; empty for the whole council.
     pub fn areas(&self) -> Vec<&str> {
         match self.kind.as_str() {
@@ -275,6 +283,8 @@ pub struct Inputs<'a> {
     pub policies: Vec<String>,
     /// Real Ofsted inspections (any unit).
     pub inspections: &'a [super::data::OfstedRow],
+    /// Council-supplied evidence (its items are already entries of `rubric`).
+    pub evidence: &'a super::evidence::ManualEvidence,
 }
 
 /// Ofsted's other evidence that our extracts do not hold (ofsted.md §1.3).
@@ -388,6 +398,8 @@ impl Inputs<'_> {
             );
             readings.insert(entry.key(), r);
         }
+        // Council-supplied evidence is given per centre or group id (not per year).
+        readings.extend(self.evidence.readings(unit.evidence_id()));
         (evaluate(self.rubric, &readings), readings)
     }
 
@@ -458,6 +470,12 @@ impl Inputs<'_> {
                 ("period", Some(period.label.clone())),
                 ("good", Some(trim_number(g.entry.thresholds[1]))),
                 ("unit", Some(unit.word.clone())),
+                (
+                    "evidence",
+                    self.evidence
+                        .describe(&g.entry.metric, unit.evidence_id())
+                        .and_then(|(_, v)| v),
+                ),
             ]
             .into_iter()
             .collect();
@@ -677,6 +695,27 @@ impl Inputs<'_> {
     ) -> EvidenceRow {
         let metric = &g.entry.metric;
         let breakdown = &g.entry.breakdown;
+        let grade_text = match &g.result {
+            MetricGrade::Graded { grade, .. } => grade.to_string(),
+            MetricGrade::NotGraded { reason } => format!("not graded: {reason}"),
+        };
+        if let Some((label, value)) = self.evidence.describe(metric, unit.evidence_id()) {
+            return EvidenceRow {
+                metric_id: String::new(),
+                name: format!("{label} (council-supplied evidence)"),
+                breakdown: "all".into(),
+                value: value.unwrap_or_else(|| "not supplied".into()),
+                interval: String::new(),
+                numerator: String::new(),
+                denominator: String::new(),
+                la: String::new(),
+                england: String::new(),
+                comparison: String::new(),
+                grade: grade_text,
+                previous: String::new(),
+                flags: String::new(),
+            };
+        }
         let f = self.fy.get(metric, &period.end, &unit.code, breakdown);
         let la = self.fy.get(metric, &period.end, DEPLOYMENT, breakdown);
         let (comparator, comparator_name) =

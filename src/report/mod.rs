@@ -9,6 +9,7 @@ pub mod charts;
 pub mod data;
 pub mod disclosure;
 pub mod evaluation;
+pub mod evidence;
 pub mod figures;
 pub mod pdf;
 pub mod render;

@@ -389,6 +389,7 @@ struct Settings {
     config: ReportsConfig,
     disclosure: DisclosureConfig,
     rubric: Rubric,
+    evidence: super::evidence::ManualEvidence,
     specs: Vec<(String, ReportSpec)>,
 }
 
@@ -410,6 +411,7 @@ impl Settings {
             config,
             disclosure: DisclosureConfig::load(&dir.join("disclosure.toml"))?,
             rubric: Rubric::load(&dir.join("ofsted_rubric.toml"))?,
+            evidence: super::evidence::ManualEvidence::load(&dir.join("manual_evidence.toml"))?,
             specs: names
                 .iter()
                 .map(|n| load_spec(project, n).map(|s| (n.clone(), s)))
@@ -777,10 +779,11 @@ async fn evaluation_documents(
         .map(|l| (l.group_code, l.label))
         .collect();
     let council = &settings.config.council_name;
+    let rubric = settings.evidence.extend(&settings.rubric);
     let inputs = Inputs {
         council_name: council,
         audience: &report.audience,
-        rubric: &settings.rubric,
+        rubric: &rubric,
         catalogue: &shared.catalogue,
         fy: &report.fy,
         rolling: &rolling,
@@ -799,6 +802,7 @@ async fn evaluation_documents(
         footnotes: report.disclosure.footnotes.clone(),
         policies: report.disclosure.policies.clone(),
         inspections: &shared.inspections,
+        evidence: &settings.evidence,
     };
     let mut documents = Vec::new();
     for unit in units(report.spec, shared, opts, council)? {

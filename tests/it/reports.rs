@@ -139,6 +139,14 @@ fn centre_evaluations_match_their_golden_files() {
     );
     let group = read("centre_evaluation/group-GRP00.html");
     golden("centre_evaluation_group-GRP00.html", &group);
+    let hidden: usize = [&centre, &council, &group]
+        .iter()
+        .map(|h| no_percentage_reveals_a_hidden_count(h))
+        .sum();
+    assert!(
+        hidden >= 2,
+        "the fixture has hidden counts to check ({hidden})"
+    );
     // The group is the union of CC000 (70 of 119 registered) and CC001 (78 of 111): 148 of
     // 230 = 64.3%, graded as one unit, with each member's values in an appendix.
     assert!(group.contains("<td class=\"num\">64.3</td><td class=\"num\">58.0–70.3</td><td class=\"num\">148 of 230</td>"));
@@ -175,6 +183,28 @@ fn centre_evaluations_match_their_golden_files() {
     // The whole-council report compares with England, not with itself.
     assert!(council.contains("<strong>Synthetic County Council</strong>"));
     assert!(!council.contains("than the local authority"));
+}
+
+/// Wherever a count is hidden, the value and interval derived from it are hidden too: a
+/// reader of a directors' report cannot work a suppressed count back from a percentage.
+fn no_percentage_reveals_a_hidden_count(html: &str) -> usize {
+    let row = regex::Regex::new(
+        r#"<td class="num">([^<]*)</td><td class="num">([^<]*)</td><td class="num">([^<]*) of ([^<]*)</td>"#,
+    )
+    .unwrap();
+    let mut hidden = 0;
+    for c in row.captures_iter(html) {
+        if &c[3] == "c" || &c[4] == "c" {
+            hidden += 1;
+            assert_eq!(
+                (&c[1], &c[2]),
+                ("c", ""),
+                "a shown value beside a hidden count: {}",
+                &c[0]
+            );
+        }
+    }
+    hidden
 }
 
 #[test]
@@ -675,4 +705,52 @@ fn a_named_closure_reassigns_families_and_a_bad_one_says_why() {
         render_html(dir.path(), "broken", html_only()).unwrap_err()
     );
     assert!(err.contains("broken.toml"), "{err}");
+}
+
+#[test]
+fn council_supplied_evidence_joins_its_judgement_and_is_labelled() {
+    let dir = project_copy();
+    std::fs::write(
+        dir.path().join("reports/manual_evidence.toml"),
+        r#"
+[[item]]
+id = "advisory_board_parents"
+judgement = "leadership"
+label = "Parents on the advisory board"
+weight = 1.0
+grades = { "yes" = 2, "no" = 4 }
+values = { CC000 = "no" }
+[item.wording]
+strength = "Parents sit on the {unit}'s advisory board."
+weakness = "No parents sit on the {unit}'s advisory board ({evidence})."
+weakness_suppressed = "No parents sit on the advisory board."
+action = "Recruit parents to the {unit}'s advisory board."
+"#,
+    )
+    .unwrap();
+    let out = render_html(
+        dir.path(),
+        "evidence",
+        RenderOptions {
+            reports: vec!["centre_evaluation".into()],
+            centre: Some("CC000".into()),
+            ..html_only()
+        },
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(out.join("centre_evaluation/CC000.html")).unwrap();
+    assert!(html.contains("Parents on the advisory board (council-supplied evidence)"));
+    assert!(
+        html.contains("No parents sit on the centre&#x27;s advisory board (no)."),
+        "weakness bullet"
+    );
+    assert!(
+        html.contains("Recruit parents to the centre&#x27;s advisory board."),
+        "its action"
+    );
+    // Leadership: DQ-01 1, VFM-03 2, KPI-SCORE 3 and the board 4 → mean 2.5 → 3.
+    assert!(
+        html.contains("with a weighted mean grade of 2.50"),
+        "leadership includes the item"
+    );
 }
