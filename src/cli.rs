@@ -49,9 +49,12 @@ enum Command {
         /// Run date used as the as-at date of run_date sources (YYYY-MM-DD; default today).
         #[arg(long)]
         as_at: Option<chrono::NaiveDate>,
-        /// Ingest only: skip the pipeline's SQL models.
+        /// Ingest only: skip the pipeline's SQL models (and so its reports).
         #[arg(long)]
         no_metrics: bool,
+        /// Skip the pipeline's reports (render them later with `earlystart report`).
+        #[arg(long)]
+        no_reports: bool,
     },
     /// Check every pipeline file and report all errors as file:line:col.
     Validate,
@@ -200,6 +203,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 lake,
                 as_at,
                 no_metrics,
+                no_reports,
             } => {
                 let key = Pseudonymiser::from_env()?;
                 let run = PipelineRun {
@@ -207,6 +211,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     as_at,
                     trigger: "cli",
                     metrics: !no_metrics,
+                    reports: !no_reports,
                 };
                 run_pipeline(&cli.project, &pipeline, &lake, key, run).await
             }
@@ -311,6 +316,8 @@ pub struct PipelineRun<'a> {
     pub trigger: &'a str,
     /// Whether to build the pipeline's SQL models after the ingest.
     pub metrics: bool,
+    /// Whether to render the pipeline's reports after the models.
+    pub reports: bool,
 }
 
 /// Runs one pipeline and prints its summary; returns the exit code.
@@ -399,7 +406,7 @@ pub async fn run_pipeline(
                 code = 2;
             }
         }
-        if code != 2 && !pipeline.reports.is_empty() {
+        if code != 2 && run.reports && !pipeline.reports.is_empty() {
             let step = std::time::Instant::now();
             let render = crate::report::render::RenderOptions {
                 reports: pipeline.reports.clone(),
@@ -460,6 +467,7 @@ impl crate::schedule::Runner for ScheduledRunner {
                 as_at: None,
                 trigger: "schedule",
                 metrics: true,
+                reports: true,
             },
         ))
     }
@@ -642,6 +650,7 @@ async fn demo(project: &Path, dir: &Path) -> Result<i32> {
             as_at: Some(generate::AS_AT),
             trigger: "demo",
             metrics: true,
+            reports: true,
         },
     )
     .await?;
