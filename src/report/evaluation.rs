@@ -15,8 +15,8 @@ use super::data::{ActivityCount, CatalogueRow, CentreRow, DecileRow, SourceLoad}
 use super::disclosure::{Cell, Policy, Shown, Table, group_thousands};
 use super::figures::{DEPLOYMENT, Figure, Figures, comparison};
 use super::rubric::{
-    ComparatorKind, Evaluation, Grade, GradedEntry, Judgement, MetricGrade, Reading, Rubric,
-    Significance, evaluate, fill,
+    ComparatorKind, Evaluation, Grade, GradedEntry, Judgement, JudgementResult, MetricGrade,
+    Reading, Rubric, Significance, evaluate, fill,
 };
 
 /// Whose evaluation it is.
@@ -413,202 +413,23 @@ impl Inputs<'_> {
                 .any(|k| k.1 == p.end && k.2 == unit.code)
         });
         let previous = previous_period.as_ref().map(|p| self.evaluate(unit, p).0);
-
-        let grade_row = |title: &str, now: Option<Grade>, before: Option<Grade>| GradeRow {
-            title: title.to_string(),
-            this: GradeView::of(now),
-            previous: GradeView::of(before),
-            trend: match (now, before) {
-                (Some(a), Some(b)) if a < b => "improved".into(),
-                (Some(a), Some(b)) if a > b => "declined".into(),
-                (Some(_), Some(_)) => "unchanged".into(),
-                _ => String::new(),
-            },
+        let (overall, grades) = grade_table(&this, previous.as_ref());
+        let say = Sentences {
+            inputs: self,
+            unit,
+            period,
+            readings: &readings,
         };
-        let overall = grade_row(
-            "Overall effectiveness",
-            this.overall,
-            previous.as_ref().and_then(|p| p.overall),
-        );
-        let grades = Judgement::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, j)| {
-                grade_row(
-                    j.title(),
-                    this.judgements[i].grade,
-                    previous.as_ref().and_then(|p| p.judgements[i].grade),
-                )
-            })
-            .collect();
-
-        let sentence = |g: &GradedEntry, which: Which| -> Option<String> {
-            let wording = self.rubric.wording.get(&g.entry.key())?;
-            let reading = readings.get(&g.entry.key()).cloned().unwrap_or_default();
-            let (_, comparator_name) = self.comparator(
-                unit,
-                g.entry.comparator,
-                &g.entry.metric,
-                &period.end,
-                &g.entry.breakdown,
-            );
-            let one = |x: Option<f64>| x.map(|v| format!("{v:.1}"));
-            let values: BTreeMap<&str, Option<String>> = [
-                ("value", one(reading.value)),
-                ("lower", one(reading.lower)),
-                ("upper", one(reading.upper)),
-                ("comparator", one(reading.comparator)),
-                ("comparator_name", Some(comparator_name.to_string())),
-                (
-                    "numerator",
-                    reading.numerator.map(|n| group_thousands(n as u64)),
-                ),
-                (
-                    "denominator",
-                    reading.denominator.map(|n| group_thousands(n as u64)),
-                ),
-                ("period", Some(period.label.clone())),
-                ("good", Some(trim_number(g.entry.thresholds[1]))),
-                ("unit", Some(unit.word.clone())),
-                (
-                    "evidence",
-                    self.evidence
-                        .describe(&g.entry.metric, unit.evidence_id())
-                        .and_then(|(_, v)| v),
-                ),
-            ]
-            .into_iter()
-            .collect();
-            match which {
-                Which::Strength => fill(&wording.strength, &values),
-                Which::Weakness => fill(&wording.weakness, &values)
-                    .or_else(|| fill(&wording.weakness_suppressed, &values)),
-                Which::Action => fill(&wording.action, &values).or_else(|| {
-                    Some(format!(
-                        "Improve {}.",
-                        self.metric_name(&g.entry.metric).to_lowercase()
-                    ))
-                }),
-            }
-        };
-
-        let opening_template = match this.overall {
-            Some(Grade::Outstanding) => &self.rubric.opening.outstanding,
-            Some(Grade::Good) => &self.rubric.opening.good,
-            Some(Grade::RequiresImprovement) => &self.rubric.opening.requires_improvement,
-            Some(Grade::Inadequate) => &self.rubric.opening.inadequate,
-            None => {
-                "The overall effectiveness of this {unit} cannot be graded from the data: \
-                     there is not enough evidence for every key judgement. The weakest areas are:"
-            }
-        };
-        let word = [("unit", Some(unit.word.clone()))].into_iter().collect();
-        let findings = Findings {
-            opening: fill(opening_template, &word).unwrap_or_default(),
-            weaknesses: this
-                .weaknesses
-                .iter()
-                .filter_map(|g| sentence(g, Which::Weakness))
-                .collect(),
-            strengths_heading: fill(&self.rubric.opening.strengths, &word).unwrap_or_default(),
-            strengths: this
-                .strengths
-                .iter()
-                .filter_map(|g| sentence(g, Which::Strength))
-                .collect(),
-        };
-        let mut actions: Vec<String> = this
-            .weaknesses
-            .iter()
-            .filter_map(|g| sentence(g, Which::Action))
-            .collect();
-        for (judgement, ungraded) in &this.insufficient {
-            actions.push(format!(
-                "Improve the recording and sharing of data so that {} can be evaluated \
-                 (not graded: {}).",
-                judgement.title().to_lowercase(),
-                ungraded
-                    .iter()
-                    .map(|key| match key.split_once('/') {
-                        Some((metric, "all")) => metric.to_string(),
-                        Some((metric, breakdown)) =>
-                            format!("{metric} ({})", breakdown_label(breakdown)),
-                        None => key.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-
         let judgements = this
             .judgements
             .iter()
-            .map(|j| {
-                let evidence = j
-                    .entries
-                    .iter()
-                    .map(|g| self.evidence_row(unit, period, previous_period.as_ref(), g))
-                    .collect();
-                let graded = j
-                    .entries
-                    .iter()
-                    .filter(|g| g.result.grade().is_some())
-                    .count();
-                let mut narrative = vec![match (j.grade, j.mean) {
-                    (Some(grade), Some(mean)) => {
-                        let cap = j
-                            .entries
-                            .iter()
-                            .filter(|g| g.entry.cap && g.result.grade() == Some(grade))
-                            .map(|g| {
-                                format!(
-                                    " It is capped by {} ({}).",
-                                    g.entry.metric,
-                                    breakdown_label(&g.entry.breakdown)
-                                )
-                            })
-                            .next()
-                            .filter(|_| (mean + 0.5 + 1e-9).floor() as u8 != grade.number())
-                            .unwrap_or_default();
-                        format!(
-                            "{} is graded {grade}: {graded} of {} measures could be graded, with a \
-                             weighted mean grade of {mean:.2}.{cap}",
-                            j.judgement.title(),
-                            j.entries.len()
-                        )
-                    }
-                    _ => format!(
-                        "{} is not graded: only {graded} of {} measures could be graded and the \
-                         rubric needs at least {}.",
-                        j.judgement.title(),
-                        j.entries.len(),
-                        self.rubric.settings.min_graded_metrics
-                    ),
-                }];
-                for g in &j.entries {
-                    match g.result.grade() {
-                        Some(grade) if grade.number() <= 2 => {
-                            narrative.extend(sentence(g, Which::Strength))
-                        }
-                        Some(_) => narrative.extend(sentence(g, Which::Weakness)),
-                        None => {}
-                    }
-                }
-                JudgementSection {
-                    title: j.judgement.title().into(),
-                    key: j.judgement.key().into(),
-                    grade: GradeView::of(j.grade),
-                    narrative,
-                    evidence,
-                }
-            })
+            .map(|j| self.judgement_section(j, &say, previous_period.as_ref()))
             .collect();
-
         Ok(EvaluationContext {
             council_name: self.council_name.to_string(),
             unit: unit.clone(),
             period: period.clone(),
-            previous_period,
+            previous_period: previous_period.clone(),
             statement: self.statement.clone(),
             disclosure: DisclosureView {
                 audience: self.audience.to_string(),
@@ -622,8 +443,8 @@ impl Inputs<'_> {
             },
             grades,
             overall,
-            findings,
-            actions,
+            findings: self.findings(&this, &say),
+            actions: actions(&this, &say),
             judgements,
             profile: self.profile(unit, period)?,
             about: self.about(unit, period),
@@ -635,6 +456,105 @@ impl Inputs<'_> {
             appendix: self.appendix(unit, period),
             ofsted: self.ofsted(unit, period),
         })
+    }
+
+    /// The summary of key findings: the opening for the overall grade, then the weakness and
+    /// strength bullets in the rubric's order (ofsted.md §4.5).
+    fn findings(&self, this: &Evaluation, say: &Sentences<'_>) -> Findings {
+        let opening = match this.overall {
+            Some(Grade::Outstanding) => &self.rubric.opening.outstanding,
+            Some(Grade::Good) => &self.rubric.opening.good,
+            Some(Grade::RequiresImprovement) => &self.rubric.opening.requires_improvement,
+            Some(Grade::Inadequate) => &self.rubric.opening.inadequate,
+            None => {
+                "The overall effectiveness of this {unit} cannot be graded from the data: \
+                     there is not enough evidence for every key judgement. The weakest areas are:"
+            }
+        };
+        let word = [("unit", Some(say.unit.word.clone()))]
+            .into_iter()
+            .collect();
+        Findings {
+            opening: fill(opening, &word).unwrap_or_default(),
+            weaknesses: this
+                .weaknesses
+                .iter()
+                .filter_map(|g| say.sentence(g, Which::Weakness))
+                .collect(),
+            strengths_heading: fill(&self.rubric.opening.strengths, &word).unwrap_or_default(),
+            strengths: this
+                .strengths
+                .iter()
+                .filter_map(|g| say.sentence(g, Which::Strength))
+                .collect(),
+        }
+    }
+
+    /// One key judgement: its grade, how it was reached, the sentences of its graded
+    /// measures and the evidence table.
+    fn judgement_section(
+        &self,
+        j: &JudgementResult,
+        say: &Sentences<'_>,
+        previous_period: Option<&Period>,
+    ) -> JudgementSection {
+        let graded = j
+            .entries
+            .iter()
+            .filter(|g| g.result.grade().is_some())
+            .count();
+        let mut narrative = vec![match (j.grade, j.mean) {
+            (Some(grade), Some(mean)) => {
+                // Named only when the cap, not the mean, decided the grade.
+                let cap = j
+                    .entries
+                    .iter()
+                    .filter(|g| g.entry.cap && g.result.grade() == Some(grade))
+                    .map(|g| {
+                        format!(
+                            " It is capped by {} ({}).",
+                            g.entry.metric,
+                            breakdown_label(&g.entry.breakdown)
+                        )
+                    })
+                    .next()
+                    .filter(|_| (mean + 0.5 + 1e-9).floor() as u8 != grade.number())
+                    .unwrap_or_default();
+                format!(
+                    "{} is graded {grade}: {graded} of {} measures could be graded, with a \
+                     weighted mean grade of {mean:.2}.{cap}",
+                    j.judgement.title(),
+                    j.entries.len()
+                )
+            }
+            _ => format!(
+                "{} is not graded: only {graded} of {} measures could be graded and the \
+                 rubric needs at least {}.",
+                j.judgement.title(),
+                j.entries.len(),
+                self.rubric.settings.min_graded_metrics
+            ),
+        }];
+        for g in &j.entries {
+            match g.result.grade() {
+                Some(grade) if grade.number() <= 2 => {
+                    narrative.extend(say.sentence(g, Which::Strength))
+                }
+                Some(_) => narrative.extend(say.sentence(g, Which::Weakness)),
+                None => {}
+            }
+        }
+        JudgementSection {
+            title: j.judgement.title().into(),
+            key: j.judgement.key().into(),
+            grade: GradeView::of(j.grade),
+            narrative,
+            evidence: j
+                .entries
+                .iter()
+                .map(|g| self.evidence_row(say.unit, say.period, previous_period, g))
+                .collect(),
+        }
     }
 
     fn ofsted(&self, unit: &Unit, period: &Period) -> Option<OfstedView> {
@@ -1079,6 +999,135 @@ impl Inputs<'_> {
             trend,
             ranked,
         })
+    }
+}
+
+/// The grade table: overall effectiveness and the three judgements, this year and the
+/// previous one, with the direction of change.
+fn grade_table(this: &Evaluation, previous: Option<&Evaluation>) -> (GradeRow, Vec<GradeRow>) {
+    let row = |title: &str, now: Option<Grade>, before: Option<Grade>| GradeRow {
+        title: title.to_string(),
+        this: GradeView::of(now),
+        previous: GradeView::of(before),
+        trend: match (now, before) {
+            (Some(a), Some(b)) if a < b => "improved".into(),
+            (Some(a), Some(b)) if a > b => "declined".into(),
+            (Some(_), Some(_)) => "unchanged".into(),
+            _ => String::new(),
+        },
+    };
+    let overall = row(
+        "Overall effectiveness",
+        this.overall,
+        previous.and_then(|p| p.overall),
+    );
+    let judgements = Judgement::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            row(
+                j.title(),
+                this.judgements[i].grade,
+                previous.and_then(|p| p.judgements[i].grade),
+            )
+        })
+        .collect();
+    (overall, judgements)
+}
+
+/// The numbered improvement actions: one per weakness, then one per judgement without enough
+/// evidence naming the measures it lacks (ofsted.md §4.5).
+fn actions(this: &Evaluation, say: &Sentences<'_>) -> Vec<String> {
+    let mut actions: Vec<String> = this
+        .weaknesses
+        .iter()
+        .filter_map(|g| say.sentence(g, Which::Action))
+        .collect();
+    for (judgement, ungraded) in &this.insufficient {
+        actions.push(format!(
+            "Improve the recording and sharing of data so that {} can be evaluated \
+             (not graded: {}).",
+            judgement.title().to_lowercase(),
+            ungraded
+                .iter()
+                .map(|key| match key.split_once('/') {
+                    Some((metric, "all")) => metric.to_string(),
+                    Some((metric, breakdown)) =>
+                        format!("{metric} ({})", breakdown_label(breakdown)),
+                    None => key.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    actions
+}
+
+/// The rubric's sentences for one unit and year, with the figures filled in after
+/// disclosure control; a sentence whose figures are hidden falls back to its wording
+/// without numbers.
+struct Sentences<'a> {
+    inputs: &'a Inputs<'a>,
+    unit: &'a Unit,
+    period: &'a Period,
+    readings: &'a BTreeMap<String, Reading>,
+}
+
+impl Sentences<'_> {
+    fn sentence(&self, g: &GradedEntry, which: Which) -> Option<String> {
+        let inputs = self.inputs;
+        let wording = inputs.rubric.wording.get(&g.entry.key())?;
+        let reading = self
+            .readings
+            .get(&g.entry.key())
+            .cloned()
+            .unwrap_or_default();
+        let (_, comparator_name) = inputs.comparator(
+            self.unit,
+            g.entry.comparator,
+            &g.entry.metric,
+            &self.period.end,
+            &g.entry.breakdown,
+        );
+        let one = |x: Option<f64>| x.map(|v| format!("{v:.1}"));
+        let values: BTreeMap<&str, Option<String>> = [
+            ("value", one(reading.value)),
+            ("lower", one(reading.lower)),
+            ("upper", one(reading.upper)),
+            ("comparator", one(reading.comparator)),
+            ("comparator_name", Some(comparator_name.to_string())),
+            (
+                "numerator",
+                reading.numerator.map(|n| group_thousands(n as u64)),
+            ),
+            (
+                "denominator",
+                reading.denominator.map(|n| group_thousands(n as u64)),
+            ),
+            ("period", Some(self.period.label.clone())),
+            ("good", Some(trim_number(g.entry.thresholds[1]))),
+            ("unit", Some(self.unit.word.clone())),
+            (
+                "evidence",
+                inputs
+                    .evidence
+                    .describe(&g.entry.metric, self.unit.evidence_id())
+                    .and_then(|(_, v)| v),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        match which {
+            Which::Strength => fill(&wording.strength, &values),
+            Which::Weakness => fill(&wording.weakness, &values)
+                .or_else(|| fill(&wording.weakness_suppressed, &values)),
+            Which::Action => fill(&wording.action, &values).or_else(|| {
+                Some(format!(
+                    "Improve {}.",
+                    inputs.metric_name(&g.entry.metric).to_lowercase()
+                ))
+            }),
+        }
     }
 }
 
