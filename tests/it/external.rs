@@ -203,47 +203,15 @@ fn the_lake_on_an_s3_server_round_trips() {
     });
 }
 
-const SMTP_SERVER: &str = r#"
-import sys, time
-from aiosmtpd.controller import Controller
-class Keep:
-    async def handle_DATA(self, server, session, envelope):
-        with open(sys.argv[2], "a") as f:
-            f.write("TO: " + ",".join(envelope.rcpt_tos) + "\n")
-            f.write(envelope.content.decode("utf8", "replace") + "\n=====\n")
-        return "250 OK"
-Controller(Keep(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
-print("ready", flush=True)
-while True:
-    time.sleep(1)
-"#;
-
 #[test]
 fn runs_are_reported_by_email_through_a_real_smtp_server() {
     if !enabled("runs_are_reported_by_email_through_a_real_smtp_server") {
         return;
     }
-    use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let inbox = dir.path().join("inbox.txt");
-    let mut child = Command::new("python3")
-        .args(["-c", SMTP_SERVER, &port.to_string()])
-        .arg(&inbox)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "ready");
-    let _server = Server(child);
+    let server = crate::support::SmtpServer::start(&inbox);
+    let port = server.port;
 
     // A project whose nightly pipeline notifies on every outcome.
     let project = dir.path().join("project");

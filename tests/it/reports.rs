@@ -574,27 +574,11 @@ fn pdfs_have_pages_with_ink_and_the_statement() {
     );
 }
 
-const SMTP_SERVER: &str = r#"
-import sys, time
-from aiosmtpd.controller import Controller
-class Keep:
-    async def handle_DATA(self, server, session, envelope):
-        with open(sys.argv[2], "a") as f:
-            f.write("TO: " + ",".join(envelope.rcpt_tos) + "\n")
-            f.write(envelope.content.decode("utf8", "replace") + "\n=====\n")
-        return "250 OK"
-Controller(Keep(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
-print("ready", flush=True)
-while True:
-    time.sleep(1)
-"#;
-
 #[test]
 fn reports_are_delivered_by_email_through_a_real_smtp_server() {
     if !external("reports_are_delivered_by_email_through_a_real_smtp_server") {
         return;
     }
-    use std::io::BufRead as _;
     let dir = project_copy();
     let settings = dir.path().join("reports/reports.toml");
     let text = std::fs::read_to_string(&settings).unwrap();
@@ -606,31 +590,9 @@ fn reports_are_delivered_by_email_through_a_real_smtp_server() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let inbox = dir.path().join("inbox.txt");
-    let mut child = Command::new("python3")
-        .args(["-c", SMTP_SERVER, &port.to_string()])
-        .arg(&inbox)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-        }
-    }
-    let _server = Kill(child);
-    assert_eq!(ready.trim(), "ready");
+    let server = crate::support::SmtpServer::start(&inbox);
+    let port = server.port;
     let out = Command::new(env!("CARGO_BIN_EXE_earlystart"))
         .arg("--project")
         .arg(dir.path())

@@ -30,3 +30,58 @@ pub async fn run_nightly(extracts: &Path, lake: &Path) -> RunSummary {
         .expect("run recorded");
     summary
 }
+
+/// A real SMTP server (Python's aiosmtpd) on a free local port, appending every message it
+/// receives to `inbox`; stopped when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(inbox: &Path) -> SmtpServer {
+        use std::io::BufRead as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", SMTP_SERVER, &port.to_string()])
+            .arg(inbox)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        let server = SmtpServer { port, child };
+        assert_eq!(ready.trim(), "ready");
+        server
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SMTP_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        with open(sys.argv[2], "a") as f:
+            f.write("TO: " + ",".join(envelope.rcpt_tos) + "\n")
+            f.write(envelope.content.decode("utf8", "replace") + "\n=====\n")
+        return "250 OK"
+Controller(Keep(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"#;
