@@ -118,16 +118,21 @@ impl LakeSession {
         // rather than unknown names, so the SQL that reads them still plans and runs.
         // Version -1 stands for "absent" in the metric run key.
         for kind in crate::sources::ExtractKind::OPTIONAL {
-            if tables.iter().any(|t| t.name == kind.name()) {
-                continue;
+            for name in kind.tables() {
+                if tables.iter().any(|t| t.name == name) {
+                    continue;
+                }
+                let empty = datafusion::datasource::MemTable::try_new(
+                    kind.table_schema(name),
+                    vec![vec![]],
+                )?;
+                ctx.register_table(name, Arc::new(empty))?;
+                tables.push(TableEntry {
+                    name: name.to_string(),
+                    area: "absent".to_string(),
+                    version: -1,
+                });
             }
-            let empty = datafusion::datasource::MemTable::try_new(kind.schema(), vec![vec![]])?;
-            ctx.register_table(kind.name(), Arc::new(empty))?;
-            tables.push(TableEntry {
-                name: kind.name().to_string(),
-                area: "absent".to_string(),
-                version: -1,
-            });
         }
         Ok(Self {
             ctx,

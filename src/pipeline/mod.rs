@@ -343,7 +343,8 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let bar = summary::progress_bar(opts.progress, total);
 
     // Public reference files first (everything resolves geography through them), then the
-    // children's centre chain and the health chain side by side: neither reads the other.
+    // children's centre chain, the health chain and social care side by side: none reads
+    // another.
     let lane = |kinds: &[ExtractKind]| -> Vec<(&Source, Vec<PathBuf>)> {
         plan.iter()
             .filter(|(s, _)| kinds.contains(&s.kind))
@@ -360,10 +361,11 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         .copied()
         .filter(|k| k.is_reference())
         .collect();
+    let social = [ExtractKind::CinCensus];
     let centre: Vec<ExtractKind> = ExtractKind::ALL
         .iter()
         .copied()
-        .filter(|k| !k.is_reference() && !health.contains(k))
+        .filter(|k| !k.is_reference() && !health.contains(k) && !social.contains(k))
         .collect();
     let env = Lane {
         lake,
@@ -377,12 +379,14 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let mut reports = env.run(lane(&reference), Arc::clone(&ctx)).await?;
     summary.step("reference", "ok", step, format!("{} files", reports.len()));
     let step = Instant::now();
-    let (centre_reports, health_reports) = tokio::join!(
+    let (centre_reports, health_reports, social_reports) = tokio::join!(
         env.run(lane(&centre), Arc::clone(&ctx)),
-        env.run(lane(&health), Arc::clone(&ctx))
+        env.run(lane(&health), Arc::clone(&ctx)),
+        env.run(lane(&social), Arc::clone(&ctx))
     );
     reports.extend(centre_reports?);
     reports.extend(health_reports?);
+    reports.extend(social_reports?);
     // Report files in the pipeline's declared order whatever order the lanes finished in.
     reports.sort_by_key(|r| pipeline.sources.iter().position(|s| s.name == r.source));
     summary.files = reports;
@@ -633,9 +637,12 @@ impl Lane<'_> {
         let kind = source.kind;
         let app_id = format!("earlystart/{}/{}", source.name, sha256);
         let mut report = FileReport::new(source, &relative, &sha256, size);
-        if lake.has_transaction(CURATED, kind.name(), &app_id).await?
-            || lake.has_transaction(OPS, "rejected_files", &app_id).await?
-        {
+        // The file is done when its marker table committed (or it was rejected).
+        let mut done = lake.has_transaction(OPS, "rejected_files", &app_id).await?;
+        for marker in kind.marker_tables() {
+            done = done || lake.has_transaction(CURATED, marker, &app_id).await?;
+        }
+        if done {
             info!(
                 source = source.name,
                 file = relative,
@@ -660,6 +667,12 @@ impl Lane<'_> {
                 Bytes::from(raw),
             )
             .await?;
+        }
+
+        if kind.multi_table() {
+            return self
+                .ingest_tables(source, path, &meta, ctx, report, &app_id, t0)
+                .await;
         }
 
         // The parser runs on a blocking thread and hands batches over a small bounded channel,
@@ -721,54 +734,11 @@ impl Lane<'_> {
         report.rows_read = ingested.rows_read;
         report.rows_quarantined = ingested.rows_quarantined;
         report.warnings = ingested.warnings.len() as u64;
-        let at = Utc::now().to_rfc3339();
-        let file_meta = HashMap::from([
-            ("run_id".to_string(), serde_json::json!(run_id)),
-            ("file".to_string(), serde_json::json!(relative)),
-        ]);
-
-        // Issues first, then the marker commit (data, or the rejection): see the module doc.
-        let issue_commits: &[(&str, &[sources::Issue])] = if ingested.rejected.is_some() {
-            &[("quarantine", &ingested.errors)]
-        } else {
-            &[
-                ("quarantine", &ingested.errors),
-                ("validation_warnings", &ingested.warnings),
-            ]
-        };
-        for (table_name, issues) in issue_commits {
-            if !issues.is_empty() && !lake.has_transaction(OPS, table_name, &app_id).await? {
-                let batch = records::issue_batch(run_id, &at, &meta, issues);
-                let schema = batch.schema();
-                lake.commit(
-                    OPS,
-                    table_name,
-                    schema,
-                    vec![batch],
-                    WriteMode::Append,
-                    Some(&app_id),
-                    file_meta.clone(),
-                )
-                .await?;
-            }
-        }
-        if let Some(rejection) = &ingested.rejected {
-            // Files the writer may have produced are never referenced by a commit: invisible.
-            warn!(source = source.name, file = relative, rule = %rejection.rule, "File rejected: {}", rejection.message);
-            report.status = FileStatus::Rejected;
-            report.rule = Some(rejection.rule.id().to_string());
-            report.message = Some(rejection.message.clone());
-            let r = records::issue_batch(run_id, &at, &meta, std::slice::from_ref(rejection));
-            lake.commit(
-                OPS,
-                "rejected_files",
-                r.schema(),
-                vec![r],
-                WriteMode::Append,
-                Some(&app_id),
-                file_meta,
-            )
-            .await?;
+        let file_meta = file_metadata(run_id, &relative);
+        if self
+            .commit_issues(&ingested, &meta, &app_id, &file_meta, &mut report)
+            .await?
+        {
             report.duration_ms = t0.elapsed().as_millis() as u64;
             return Ok(report);
         }
@@ -798,6 +768,170 @@ impl Lane<'_> {
         );
         Ok(report)
     }
+    /// Commits a file's quarantine and warnings, then its rejection when it was rejected
+    /// (returns true: nothing else may be committed). Each commit records `app_id`, so a
+    /// rerun after a crash does not repeat one that landed.
+    async fn commit_issues(
+        &self,
+        ingested: &sources::Ingested,
+        meta: &FileMeta,
+        app_id: &str,
+        file_meta: &HashMap<String, serde_json::Value>,
+        report: &mut FileReport,
+    ) -> Result<bool> {
+        let (lake, run_id) = (self.lake, self.run_id);
+        let at = Utc::now().to_rfc3339();
+        // Issues first, then the marker commit (data, or the rejection): see the module doc.
+        let issue_commits: &[(&str, &[sources::Issue])] = if ingested.rejected.is_some() {
+            &[("quarantine", &ingested.errors)]
+        } else {
+            &[
+                ("quarantine", &ingested.errors),
+                ("validation_warnings", &ingested.warnings),
+            ]
+        };
+        for (table_name, issues) in issue_commits {
+            if !issues.is_empty() && !lake.has_transaction(OPS, table_name, app_id).await? {
+                let batch = records::issue_batch(run_id, &at, meta, issues);
+                let schema = batch.schema();
+                lake.commit(
+                    OPS,
+                    table_name,
+                    schema,
+                    vec![batch],
+                    WriteMode::Append,
+                    Some(app_id),
+                    file_meta.clone(),
+                )
+                .await?;
+            }
+        }
+        let Some(rejection) = &ingested.rejected else {
+            return Ok(false);
+        };
+        // Files the writer may have produced are never referenced by a commit: invisible.
+        warn!(source = meta.source, file = meta.path, rule = %rejection.rule, "File rejected: {}", rejection.message);
+        report.status = FileStatus::Rejected;
+        report.rule = Some(rejection.rule.id().to_string());
+        report.message = Some(rejection.message.clone());
+        let r = records::issue_batch(run_id, &at, meta, std::slice::from_ref(rejection));
+        lake.commit(
+            OPS,
+            "rejected_files",
+            r.schema(),
+            vec![r],
+            WriteMode::Append,
+            Some(app_id),
+            file_meta.clone(),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Ingests one file that fills several tables (a CIN census: ten) or a table detected
+    /// from its header (SSDA903). The file is parsed on a blocking thread (a census one child
+    /// at a time, never a DOM); the tables are then committed one by one in order, each with
+    /// the file's transaction id, so a rerun after a crash commits only the tables still
+    /// missing, and the last (the marker) says the file was ingested.
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_tables(
+        &self,
+        source: &Source,
+        path: &Path,
+        meta: &FileMeta,
+        ctx: &Arc<Context>,
+        mut report: FileReport,
+        app_id: &str,
+        t0: Instant,
+    ) -> Result<FileReport> {
+        let lake = self.lake;
+        let kind = source.kind;
+        let out = {
+            let (path, meta, ctx, mapping, ratio) = (
+                path.to_path_buf(),
+                meta.clone(),
+                Arc::clone(ctx),
+                source.mapping.clone(),
+                self.max_ratio,
+            );
+            tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+                Ok(bytes) => sources::ingest_tables(kind, &bytes, &meta, &mapping, &ctx, ratio),
+                Err(e) => Ok(sources::TablesIngested {
+                    ingested: sources::Ingested::unreadable(
+                        kind,
+                        format!("The file cannot be read: {e}."),
+                    ),
+                    tables: Vec::new(),
+                }),
+            })
+            .await
+            .context("ingest task failed")?
+            .map_err(anyhow::Error::msg)?
+        };
+        let ingested = &out.ingested;
+        if !ingested.balanced() {
+            bail!(
+                "row accounting broken for {}: read {} ≠ loaded {} + quarantined {} (a bug: please report it)",
+                meta.path,
+                ingested.rows_read,
+                ingested.rows_loaded,
+                ingested.rows_quarantined
+            );
+        }
+        report.rows_read = ingested.rows_read;
+        report.rows_quarantined = ingested.rows_quarantined;
+        report.warnings = ingested.warnings.len() as u64;
+        let file_meta = file_metadata(self.run_id, &meta.path);
+        if self
+            .commit_issues(ingested, meta, app_id, &file_meta, &mut report)
+            .await?
+        {
+            report.duration_ms = t0.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+        let replace = match source.mode {
+            LoadMode::Snapshot => Some(("_source", source.name.as_str())),
+            LoadMode::Append => None,
+        };
+        for (name, batch) in out.tables {
+            if lake.has_transaction(CURATED, name, app_id).await? {
+                continue;
+            }
+            let table = lake
+                .table_or_create(CURATED, name, &batch.schema(), &["_source"])
+                .await?;
+            let mut writer = lake.writer(&table)?;
+            if batch.num_rows() > 0 {
+                writer.write(batch).await?;
+            }
+            let adds = writer
+                .flush()
+                .await
+                .with_context(|| format!("finishing the Parquet files of {name}"))?;
+            lake.commit_files(&table, adds, replace, app_id, file_meta.clone())
+                .await?;
+        }
+        report.rows_loaded = ingested.rows_loaded;
+        report.status = FileStatus::Loaded;
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+        info!(
+            source = source.name,
+            file = meta.path,
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_quarantined = report.rows_quarantined,
+            "File loaded."
+        );
+        Ok(report)
+    }
+}
+
+/// Commit metadata naming the run and the file.
+fn file_metadata(run_id: &str, file: &str) -> HashMap<String, serde_json::Value> {
+    HashMap::from([
+        ("run_id".to_string(), serde_json::json!(run_id)),
+        ("file".to_string(), serde_json::json!(file)),
+    ])
 }
 
 /// The transaction id of a linkage over the current versions of its input tables.

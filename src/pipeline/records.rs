@@ -24,6 +24,8 @@ pub fn issue_schema() -> SchemaRef {
         ("message", ColType::Str),
         ("value_preview", ColType::Str),
         ("value_hmac", ColType::Str),
+        ("xml_line", ColType::Int),
+        ("xml_path", ColType::Str),
     ])
 }
 
@@ -44,7 +46,9 @@ pub fn issue_batch(run_id: &str, at: &str, file: &FileMeta, issues: &[Issue]) ->
             .str(Some(i.rule.severity().code()))
             .str(Some(&i.message))
             .str(i.value_preview.as_deref())
-            .str(i.value_hmac.as_deref());
+            .str(i.value_hmac.as_deref())
+            .int(i.xml_path.as_ref().map(|_| i.row_number as i64))
+            .str(i.xml_path.as_deref());
         b.end_row();
     }
     b.finish()

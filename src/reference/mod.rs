@@ -95,7 +95,7 @@ fn find<'a>(tables: &'a [ReferenceTable], name: &str) -> Result<&'a ReferenceTab
         .with_context(|| format!("reference table {name}.csv is missing from reference/"))
 }
 
-/// Code lists by name: `canonical_codes.csv` lists, `ethnicity`, and `other_flag` (the
+/// Code lists by name: `canonical_codes.csv`, `cin_codes.csv` and `ssda903_codes.csv` lists, `ethnicity`, and `other_flag` (the
 /// codes of target groups whose rule is `other_flag:<CODE>`).
 pub fn code_lists(tables: &[ReferenceTable]) -> Result<HashMap<String, HashSet<String>>> {
     let mut lists: HashMap<String, HashSet<String>> = HashMap::new();
@@ -104,6 +104,15 @@ pub fn code_lists(tables: &[ReferenceTable]) -> Result<HashMap<String, HashSet<S
             .entry(row["list"].clone())
             .or_default()
             .insert(row["code"].clone());
+    }
+    // Social care code lists, one file per format with the same `list,code` layout.
+    for name in ["cin_codes", "ssda903_codes"] {
+        for row in find(tables, name)?.rows()? {
+            lists
+                .entry(row["list"].clone())
+                .or_default()
+                .insert(row["code"].clone());
+        }
     }
     for row in find(tables, "ethnicity")?.rows()? {
         lists

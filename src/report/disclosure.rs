@@ -79,7 +79,7 @@ pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -200,7 +200,7 @@ impl Table {
     pub fn apply(&self, policy: &Policy, confidence: f64) -> Result<Vec<Vec<Shown>>> {
         self.check()?;
         let counts = match policy {
-            Policy::None => self.counts_with(|n| Shown::Count(n)),
+            Policy::None => self.counts_with(Shown::Count),
             Policy::Nhs {
                 suppress_max,
                 round_base,

@@ -167,7 +167,7 @@ pub struct Outcome {
     pub threshold_km: f64,
 }
 
-fn nearest<'a>(sites: &'a [Site], lat: f64, lon: f64) -> Option<(&'a Site, f64)> {
+fn nearest(sites: &[Site], lat: f64, lon: f64) -> Option<(&Site, f64)> {
     sites
         .iter()
         .map(|s| (s, haversine_km(lat, lon, s.lat, s.lon)))

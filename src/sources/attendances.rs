@@ -104,7 +104,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     };
     out.str(id)
         .str(person.as_deref())
-        .str(family.as_deref())
+        .str(family)
         .str(centre)
         .str(activity)
         .str(venue)

@@ -147,6 +147,7 @@ impl<'a> RowCheck<'a> {
             message: message.into(),
             value_preview,
             value_hmac,
+            xml_path: None,
         };
         match rule.severity() {
             Severity::Warning | Severity::Info => self.warnings.push(issue),

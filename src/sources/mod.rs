@@ -22,12 +22,15 @@ pub mod attendances;
 pub mod centre_groups;
 pub mod centres;
 pub mod chis;
+pub mod cin;
 pub mod finance;
 pub mod hv_contacts;
 pub mod ofsted_inspections;
 pub mod reach_areas;
 pub mod reference_files;
 pub mod registrations;
+pub mod ssda903;
+pub mod xml;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -72,6 +75,10 @@ pub enum ExtractKind {
     HvContacts,
     /// ASQ-3 scores at the 2–2½ year review.
     Asq3,
+    /// DfE Children in Need census (XML; fills the `cin_*` tables).
+    CinCensus,
+    /// SSDA903 children looked after CSVs (each file's table detected from its header).
+    Ssda903,
     /// English Indices of Deprivation, File 7 (public).
     Iod,
     /// Postcode directory: ONSPD, NSPL or NHSPD (public).
@@ -101,6 +108,8 @@ impl ExtractKind {
         ExtractKind::Chis,
         ExtractKind::HvContacts,
         ExtractKind::Asq3,
+        ExtractKind::CinCensus,
+        ExtractKind::Ssda903,
     ];
 
     /// Extracts a council may not have: queries see an empty table until one is loaded.
@@ -109,6 +118,8 @@ impl ExtractKind {
         ExtractKind::CentreCosts,
         ExtractKind::Contracts,
         ExtractKind::OfstedInspections,
+        ExtractKind::CinCensus,
+        ExtractKind::Ssda903,
     ];
 
     /// The canonical name, also the curated table name.
@@ -126,6 +137,8 @@ impl ExtractKind {
             ExtractKind::Chis => "chis",
             ExtractKind::HvContacts => "hv_contacts",
             ExtractKind::Asq3 => "asq3",
+            ExtractKind::CinCensus => "cin_census",
+            ExtractKind::Ssda903 => "ssda903",
             ExtractKind::Iod => "iod",
             ExtractKind::Postcodes => "postcodes",
             ExtractKind::LsoaLookup => "lsoa_lookup",
@@ -153,6 +166,10 @@ impl ExtractKind {
             ExtractKind::Chis => chis::FIELDS,
             ExtractKind::HvContacts => hv_contacts::FIELDS,
             ExtractKind::Asq3 => asq3::FIELDS,
+            // Not a CSV: the census has its own reader (cin::ingest).
+            ExtractKind::CinCensus => cin::FIELDS,
+            // Columns are fixed by the 903 specification and detected per file.
+            ExtractKind::Ssda903 => &[],
             ExtractKind::Iod => reference_files::IOD_FIELDS,
             ExtractKind::Postcodes => reference_files::POSTCODE_FIELDS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_FIELDS,
@@ -162,6 +179,11 @@ impl ExtractKind {
 
     /// The curated table schema, lineage columns included.
     pub fn schema(self) -> SchemaRef {
+        match self {
+            ExtractKind::CinCensus => return cin::schema("cin_header"),
+            ExtractKind::Ssda903 => return ssda903::TABLES[0].schema(),
+            _ => {}
+        }
         let mut cols: Vec<(&str, ColType)> = match self {
             ExtractKind::Centres => centres::COLUMNS,
             ExtractKind::ReachAreas => reach_areas::COLUMNS,
@@ -175,6 +197,7 @@ impl ExtractKind {
             ExtractKind::Chis => chis::COLUMNS,
             ExtractKind::HvContacts => hv_contacts::COLUMNS,
             ExtractKind::Asq3 => asq3::COLUMNS,
+            ExtractKind::CinCensus | ExtractKind::Ssda903 => unreachable!("returned above"),
             ExtractKind::Iod => reference_files::IOD_COLUMNS,
             ExtractKind::Postcodes => reference_files::POSTCODE_COLUMNS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_COLUMNS,
@@ -195,7 +218,45 @@ impl ExtractKind {
                 | ExtractKind::Chis
                 | ExtractKind::HvContacts
                 | ExtractKind::Asq3
+                | ExtractKind::CinCensus
+                | ExtractKind::Ssda903
         )
+    }
+
+    /// Whether files of this kind fill several tables, or a table known only after reading
+    /// the file; they are read by [`ingest_tables`].
+    pub fn multi_table(self) -> bool {
+        matches!(self, ExtractKind::CinCensus | ExtractKind::Ssda903)
+    }
+
+    /// The schema of one of [`ExtractKind::tables`].
+    pub fn table_schema(self, table: &str) -> SchemaRef {
+        match self {
+            ExtractKind::CinCensus => cin::schema(table),
+            ExtractKind::Ssda903 => ssda903::table(table)
+                .unwrap_or_else(|| panic!("{table} is not a 903 table"))
+                .schema(),
+            k => k.schema(),
+        }
+    }
+
+    /// The curated tables a file of this kind fills, in commit order; the last one's commit
+    /// marks the file as ingested. One table (the kind's own) for CSV kinds.
+    pub fn tables(self) -> Vec<&'static str> {
+        match self {
+            ExtractKind::CinCensus => cin::TABLES.iter().map(|(n, _)| *n).collect(),
+            ExtractKind::Ssda903 => ssda903::TABLES.iter().map(|t| t.name).collect(),
+            k => vec![k.name()],
+        }
+    }
+
+    /// The tables of which one holding a file's transaction means the file was ingested.
+    pub fn marker_tables(self) -> Vec<&'static str> {
+        match self {
+            // Each 903 file fills the one table detected from its header.
+            ExtractKind::Ssda903 => self.tables(),
+            k => k.tables().last().copied().into_iter().collect(),
+        }
     }
 
     /// Whether this kind is a public reference file rather than a council extract.
@@ -231,6 +292,9 @@ impl ExtractKind {
             ExtractKind::Chis => chis::row(r, out, state),
             ExtractKind::HvContacts => hv_contacts::row(r, out, state),
             ExtractKind::Asq3 => asq3::row(r, out, state),
+            ExtractKind::CinCensus | ExtractKind::Ssda903 => {
+                unreachable!("{self} files are read by ingest_tables")
+            }
             ExtractKind::Iod => {
                 let vintage = state.vintage;
                 reference_files::iod_row(r, out, state, vintage)
@@ -349,6 +413,8 @@ pub struct Issue {
     pub value_preview: Option<String>,
     /// HMAC of the raw value of an identifying field.
     pub value_hmac: Option<String>,
+    /// For XML files: the element path (`row_number` is then the line).
+    pub xml_path: Option<String>,
 }
 
 /// Hashed key → first row it was seen on (E005). 24 bytes an entry: multi-million-row files
@@ -444,7 +510,12 @@ impl Ingested {
         Self::rejected_file(kind, Rule::F001, message, 0)
     }
 
-    fn rejected_file(kind: ExtractKind, rule: Rule, message: String, rows_read: u64) -> Self {
+    pub(crate) fn rejected_file(
+        kind: ExtractKind,
+        rule: Rule,
+        message: String,
+        rows_read: u64,
+    ) -> Self {
         Ingested {
             rows_read,
             rows_loaded: 0,
@@ -461,8 +532,69 @@ impl Ingested {
                 message,
                 value_preview: None,
                 value_hmac: None,
+                xml_path: None,
             }),
         }
+    }
+}
+
+/// The outcome of a file read by [`ingest_tables`]: the accounting and issues (its `batch`
+/// unused) and the good rows of each table filled, in commit order.
+pub struct TablesIngested {
+    /// Accounting and issues.
+    pub ingested: Ingested,
+    /// `(curated table, rows)`; empty when the file was rejected.
+    pub tables: Vec<(&'static str, RecordBatch)>,
+}
+
+/// Reads a file of a [`ExtractKind::multi_table`] kind held in memory. Never fails and never
+/// panics out: a reader panic rejects the file alone (F001).
+pub fn ingest_tables(
+    kind: ExtractKind,
+    bytes: &[u8],
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+    max_quarantine_ratio: f64,
+) -> Result<TablesIngested, String> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
+        ExtractKind::CinCensus => {
+            let expected = match mapping.constants.get("reference_date") {
+                Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                    format!(
+                        "reference_date {d:?} of source {} is not YYYY-MM-DD",
+                        file.source
+                    )
+                })?),
+                None => None,
+            };
+            Ok(cin::ingest(bytes, file, ctx, expected))
+        }
+        ExtractKind::Ssda903 => {
+            let out = ssda903::ingest(bytes, file, ctx);
+            Ok(TablesIngested {
+                ingested: out.ingested,
+                tables: out.table.map(|(t, b)| (t.name, b)).into_iter().collect(),
+            })
+        }
+        other => Err(format!("{other} is read as CSV, not by ingest_tables")),
+    }));
+    match run {
+        Ok(Ok(out)) => {
+            // F005 as for CSV files: mostly-bad files are a mapping or export error.
+            let ingested = finish(kind, Ok(out.ingested), file, max_quarantine_ratio);
+            let tables = if ingested.rejected.is_some() {
+                Vec::new()
+            } else {
+                out.tables
+            };
+            Ok(TablesIngested { ingested, tables })
+        }
+        Ok(Err(message)) => Err(message),
+        Err(panic) => Ok(TablesIngested {
+            ingested: finish(kind, Err(panic), file, max_quarantine_ratio),
+            tables: Vec::new(),
+        }),
     }
 }
 
@@ -690,6 +822,7 @@ fn ingest_inner<R: std::io::Read>(
             ),
             value_preview: None,
             value_hmac: None,
+            xml_path: None,
         });
     }
     let out = Ingested {

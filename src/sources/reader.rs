@@ -243,5 +243,6 @@ fn malformed(pos: Pos, message: String) -> Issue {
         message,
         value_preview: None,
         value_hmac: None,
+        xml_path: None,
     }
 }

@@ -122,7 +122,7 @@ pub(super) fn postcode_row(
         n
     });
     if let Some(p) = &pcds {
-        r.unique(&mut st.seen, "pcds", &p, "postcode");
+        r.unique(&mut st.seen, "pcds", p, "postcode");
     }
     let terminated = r.get("doterm").and_then(|v| {
         let d = NaiveDate::parse_from_str(&format!("{v}01"), "%Y%m%d").ok();

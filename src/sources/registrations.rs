@@ -67,7 +67,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
     let person = r.local_key("person_id", "");
     if let Some(p) = &person {
-        r.unique(&mut st.seen, "person_id", &p, "person_id");
+        r.unique(&mut st.seen, "person_id", p, "person_id");
     }
     let family = r.local_key("family_id", "_family");
     let centre = r.required("centre_id");

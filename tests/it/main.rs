@@ -12,6 +12,7 @@ mod metrics;
 mod reports;
 mod rules;
 mod schedule;
+mod social_care;
 mod sql;
 mod support;
 mod vfm;

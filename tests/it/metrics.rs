@@ -732,7 +732,7 @@ fn models_without_statistics_plan_on_plain_datafusion() {
         for m in &project.models {
             let planned = plain.sql(&m.sql).await;
             if m.name == "metric_values" {
-                let err = planned.err().expect("the mart uses the statistics UDFs");
+                let err = planned.expect_err("the mart uses the statistics UDFs");
                 assert!(err.to_string().contains("wilson"), "{err}");
             } else {
                 planned.unwrap_or_else(|e| panic!("{} needs more than DataFusion: {e}", m.name));
