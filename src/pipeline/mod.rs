@@ -114,6 +114,7 @@ impl ContextLoader<'_> {
                 &["centres"]
             }
             ExtractKind::Registrations => &["geography", "centres"],
+            ExtractKind::Eyfsp => &["geography"],
             ExtractKind::Attendances => &["centres", "activities", "registrations"],
             ExtractKind::HvContacts | ExtractKind::Asq3 => &["chis"],
             _ => &[],
@@ -361,7 +362,11 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         .copied()
         .filter(|k| k.is_reference())
         .collect();
-    let social = [ExtractKind::CinCensus];
+    let social = [
+        ExtractKind::CinCensus,
+        ExtractKind::Ssda903,
+        ExtractKind::Eyfsp,
+    ];
     let centre: Vec<ExtractKind> = ExtractKind::ALL
         .iter()
         .copied()

@@ -114,6 +114,15 @@ pub fn code_lists(tables: &[ReferenceTable]) -> Result<HashMap<String, HashSet<S
                 .insert(row["code"].clone());
         }
     }
+    // The early learning goals that make up a good level of development.
+    for row in find(tables, "eyfsp_elgs")?.rows()? {
+        if row["in_gld"] == "true" {
+            lists
+                .entry("eyfsp_gld".into())
+                .or_default()
+                .insert(row["elg_code"].clone());
+        }
+    }
     for row in find(tables, "ethnicity")?.rows()? {
         lists
             .entry("ethnicity".into())

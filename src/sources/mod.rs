@@ -23,6 +23,7 @@ pub mod centre_groups;
 pub mod centres;
 pub mod chis;
 pub mod cin;
+pub mod eyfsp;
 pub mod finance;
 pub mod hv_contacts;
 pub mod ofsted_inspections;
@@ -79,6 +80,8 @@ pub enum ExtractKind {
     CinCensus,
     /// SSDA903 children looked after CSVs (each file's table detected from its header).
     Ssda903,
+    /// Per-pupil EYFS Profile results (GLD derived here).
+    Eyfsp,
     /// English Indices of Deprivation, File 7 (public).
     Iod,
     /// Postcode directory: ONSPD, NSPL or NHSPD (public).
@@ -110,6 +113,7 @@ impl ExtractKind {
         ExtractKind::Asq3,
         ExtractKind::CinCensus,
         ExtractKind::Ssda903,
+        ExtractKind::Eyfsp,
     ];
 
     /// Extracts a council may not have: queries see an empty table until one is loaded.
@@ -120,6 +124,7 @@ impl ExtractKind {
         ExtractKind::OfstedInspections,
         ExtractKind::CinCensus,
         ExtractKind::Ssda903,
+        ExtractKind::Eyfsp,
     ];
 
     /// The canonical name, also the curated table name.
@@ -139,6 +144,7 @@ impl ExtractKind {
             ExtractKind::Asq3 => "asq3",
             ExtractKind::CinCensus => "cin_census",
             ExtractKind::Ssda903 => "ssda903",
+            ExtractKind::Eyfsp => "eyfsp",
             ExtractKind::Iod => "iod",
             ExtractKind::Postcodes => "postcodes",
             ExtractKind::LsoaLookup => "lsoa_lookup",
@@ -170,6 +176,7 @@ impl ExtractKind {
             ExtractKind::CinCensus => cin::FIELDS,
             // Columns are fixed by the 903 specification and detected per file.
             ExtractKind::Ssda903 => &[],
+            ExtractKind::Eyfsp => eyfsp::FIELDS,
             ExtractKind::Iod => reference_files::IOD_FIELDS,
             ExtractKind::Postcodes => reference_files::POSTCODE_FIELDS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_FIELDS,
@@ -198,6 +205,7 @@ impl ExtractKind {
             ExtractKind::HvContacts => hv_contacts::COLUMNS,
             ExtractKind::Asq3 => asq3::COLUMNS,
             ExtractKind::CinCensus | ExtractKind::Ssda903 => unreachable!("returned above"),
+            ExtractKind::Eyfsp => eyfsp::COLUMNS,
             ExtractKind::Iod => reference_files::IOD_COLUMNS,
             ExtractKind::Postcodes => reference_files::POSTCODE_COLUMNS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_COLUMNS,
@@ -220,6 +228,7 @@ impl ExtractKind {
                 | ExtractKind::Asq3
                 | ExtractKind::CinCensus
                 | ExtractKind::Ssda903
+                | ExtractKind::Eyfsp
         )
     }
 
@@ -292,6 +301,7 @@ impl ExtractKind {
             ExtractKind::Chis => chis::row(r, out, state),
             ExtractKind::HvContacts => hv_contacts::row(r, out, state),
             ExtractKind::Asq3 => asq3::row(r, out, state),
+            ExtractKind::Eyfsp => eyfsp::row(r, out, state),
             ExtractKind::CinCensus | ExtractKind::Ssda903 => {
                 unreachable!("{self} files are read by ingest_tables")
             }

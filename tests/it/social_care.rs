@@ -681,3 +681,97 @@ fn ssda903_public_samples() {
     assert_eq!(out.ingested.rejected.unwrap().rule.id(), "F005");
     assert!(out.tables.is_empty());
 }
+
+/// EYFSP: GLD is derived from the in-GLD goals of `reference/eyfsp_elgs.csv`, whatever a
+/// supplied GLD column says; blanks exclude the pupil (W007); UPNs are checked (E013).
+#[test]
+fn eyfsp_gld_is_derived_from_the_goals() {
+    use earlystart::sources::context::PostcodeEntry;
+    let mut ctx = ctx();
+    ctx.geography.postcodes.insert(
+        "LE1 2AB".into(),
+        PostcodeEntry {
+            lsoa11: Some("E01000001".into()),
+            lsoa21: Some("E01000001".into()),
+            lat: None,
+            lon: None,
+            terminated: None,
+        },
+    );
+    let elgs = earlystart::sources::eyfsp::ELGS.join(",");
+    let all = |v: &str| vec![v; 17].join(",");
+    let with = |i: usize, v: &str| {
+        let mut x = vec!["expected"; 17];
+        x[i] = v;
+        x.join(",")
+    };
+    let csv = format!(
+        "upn,family_name,date_of_birth,postcode,fsm_eligible,gld,{elgs}\n\
+         R801200124567,Smith,2019-01-15,LE1 2AB,true,no,{}\n\
+         A801200124567,Smith,2019-01-15,LE1 2AB,false,yes,{}\n\
+         V801200124569,Jones,2019-02-15,LE1 2AB,false,yes,{}\n\
+         F801200124570,Jones,2019-03-15,LE1 2AB,n,no,{}\n\
+         V801200124571,Khan,2019-04-15,LE1 2AB,y,yes,{}\n\
+         J801200124572,Khan,2019-05-15,LE1 2AB,0,no,{}\n\
+         Y801200124573,Lee,2017-05-15,LE1 2AB,1,yes,{}\n",
+        all("expected"),
+        all("expected"),
+        with(10, "emerging"),
+        with(15, "emerging"),
+        with(3, ""),
+        with(0, "exceeding"),
+        all("emerging"),
+    );
+    let mut mapping = earlystart::sources::Mapping::default();
+    mapping
+        .constants
+        .insert("academic_year".into(), "2023/24".into());
+    let out = earlystart::sources::ingest(
+        earlystart::sources::ExtractKind::Eyfsp,
+        csv.as_bytes(),
+        &meta("eyfsp", "2025-06-01"),
+        &mapping,
+        &ctx,
+        1.0,
+    );
+    assert_eq!(
+        issues(&out),
+        vec![
+            "E013@3:upn",
+            "E004@7:elg_listening_attention_understanding",
+            "W007@6:",
+            "W016@8:date_of_birth",
+        ]
+    );
+    assert_eq!(
+        (out.rows_read, out.rows_loaded, out.rows_quarantined),
+        (7, 5, 2)
+    );
+    let b = &out.batch;
+    let bools = |col: &str| {
+        let a = b.column_by_name(col).unwrap().as_boolean();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect::<Vec<_>>()
+    };
+    // The supplied `gld` column says no, yes, no, yes, yes: ignored.
+    assert_eq!(
+        bools("gld"),
+        vec![Some(true), Some(false), Some(true), None, Some(false)]
+    );
+    assert_eq!(
+        bools("complete"),
+        vec![Some(true), Some(true), Some(true), Some(false), Some(true)]
+    );
+    assert_eq!(
+        bools("fsm_eligible"),
+        vec![Some(true), Some(false), Some(false), Some(true), Some(true)]
+    );
+    assert_eq!(strs(b, "academic_year"), vec![Some("2023/24".into()); 5]);
+    assert_eq!(strs(b, "lsoa21")[0].as_deref(), Some("E01000001"));
+    assert_eq!(
+        strs(b, "key_upn")[0],
+        Some(Pseudonymiser::demo().upn("R801200124567"))
+    );
+    assert!(b.column_by_name("upn").is_none() && b.column_by_name("family_name").is_none());
+}
