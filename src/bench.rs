@@ -92,13 +92,22 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
     let extracts = dir
         .join(format!("{scale:?}").to_lowercase())
         .join("extracts");
-    if !extracts.join("centre_groups.csv").exists() {
+    if !extracts.join("identities.csv").exists() {
         eprintln!(
             "Generating {scale:?} extracts in {} (kept for later runs) …",
             extracts.display()
         );
         generate::generate(scale, 1, false, &extracts)?;
     }
+    // The ingest comparison reads the centre and health extracts DuckDB converts too; the
+    // social care and education formats are timed on their own below.
+    let core = view(
+        &extracts,
+        &dir.join(format!("{scale:?}").to_lowercase())
+            .join("extracts_core"),
+        &|name| !SOCIAL.contains(&name),
+        &|_, _| Ok(None),
+    )?;
     let mut bytes = 0u64;
     let mut rows = 0u64;
     for f in INPUTS {
@@ -126,7 +135,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
                     "--no-metrics",
                 ])
                 .arg("--extracts")
-                .arg(&extracts)
+                .arg(&core)
                 .arg("--lake")
                 .arg(&lake)
                 .env(
@@ -205,9 +214,210 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         ),
         None => println!("DuckDB not installed (pip install duckdb): no side-by-side figure."),
     }
+    social(project, &extracts, RUNS)?;
+    linkage(project, &extracts, dir)?;
     metrics(project, &lake, has_duckdb, RUNS)?;
     reports(project, &lake)?;
     Ok(0)
+}
+
+/// Files the generator writes for the social care and education formats.
+const SOCIAL: &[&str] = &[
+    "cin_census.xml",
+    "ssda903",
+    "eyfsp_2023-24.csv",
+    "sc_person_identifiers.csv",
+    "identities.csv",
+];
+
+/// Files to write instead of linking an entry: `(path relative to the view, bytes)`.
+type Rewritten = Option<Vec<(String, Vec<u8>)>>;
+
+/// Builds (again) a folder of symbolic links to the entries of `from` that `keep`, with
+/// the entries `rewrite` returns contents for written as files instead.
+fn view(
+    from: &Path,
+    to: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    rewrite: &dyn Fn(&str, &Path) -> Result<Rewritten>,
+) -> Result<std::path::PathBuf> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep(&name) {
+            continue;
+        }
+        match rewrite(&name, &entry.path())? {
+            Some(files) => {
+                for (relative, bytes) in files {
+                    let path = to.join(relative);
+                    std::fs::create_dir_all(path.parent().expect("inside the view"))?;
+                    std::fs::write(path, bytes)?;
+                }
+            }
+            None => {
+                std::os::unix::fs::symlink(std::fs::canonicalize(entry.path())?, to.join(&name))?
+            }
+        }
+    }
+    Ok(to.to_path_buf())
+}
+
+/// The CIN census and SSDA903 readers on their own (`earlystart parse`, no lake): rows per
+/// second and peak RSS at this scale.
+fn social(project: &Path, extracts: &Path, runs: usize) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "format",
+        "files",
+        "units read",
+        "MB",
+        "wall s",
+        "units/s",
+        "MB/s",
+        "peak RSS MiB",
+    ]);
+    let ssda903: Vec<std::path::PathBuf> = std::fs::read_dir(extracts.join("ssda903"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    for (kind, files) in [
+        ("cin_census", vec![extracts.join("cin_census.xml")]),
+        ("ssda903", ssda903),
+    ] {
+        let mut measured = Vec::new();
+        let mut out = String::new();
+        for _ in 0..runs {
+            let (m, o) = measure_output(
+                Command::new(&exe)
+                    .args([
+                        "--project",
+                        &project.to_string_lossy(),
+                        "parse",
+                        "--kind",
+                        kind,
+                    ])
+                    .args(&files)
+                    .env("RUST_LOG", "warn"),
+            )?;
+            measured.push(m);
+            out = o;
+        }
+        let m = median(measured);
+        let (mut units, mut bytes) = (0u64, 0u64);
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            units += v["rows_read"].as_u64().unwrap_or(0);
+            bytes += v["bytes"].as_u64().unwrap_or(0);
+        }
+        let mb = bytes as f64 / 1e6;
+        t.add_row([
+            kind.to_string(),
+            files.len().to_string(),
+            units.to_string(),
+            format!("{mb:.2}"),
+            format!("{:.2}", m.wall_s),
+            format!("{:.0}", units as f64 / m.wall_s),
+            format!("{:.1}", mb / m.wall_s),
+            format!("{:.0}", m.peak_rss_mib),
+        ]);
+    }
+    println!(
+        "\nSocial care readers (parse, validate, pseudonymise; no lake), median of {runs} runs\n{t}"
+    );
+    Ok(())
+}
+
+/// Linkage precision and recall against the generator's ground truth: as generated (NHS
+/// numbers in the side file, UPNs in the census and 903), then with social care records
+/// carrying demographic keys only (NHS numbers and UPNs removed from the side file, the
+/// census and the 903 header; pupils keep their UPN, which is how schools know them).
+fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let demographic = view(
+        extracts,
+        &dir.join("extracts_demographic"),
+        &|_| true,
+        &|name, path| {
+            Ok(match name {
+                "cin_census.xml" => {
+                    let xml = std::fs::read_to_string(path)?;
+                    let kept: String = xml
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with("<UPN>"))
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    Some(vec![(name.to_string(), kept.into_bytes())])
+                }
+                "sc_person_identifiers.csv" => Some(vec![(
+                    name.to_string(),
+                    blank_columns(path, &["nhs_number", "upn"])?,
+                )]),
+                "ssda903" => {
+                    let mut files = Vec::new();
+                    for e in std::fs::read_dir(path)? {
+                        let p = e?.path();
+                        let file = p.file_name().expect("file").to_string_lossy().into_owned();
+                        files.push((format!("ssda903/{file}"), blank_columns(&p, &["UPN"])?));
+                    }
+                    Some(files)
+                }
+                _ => None,
+            })
+        },
+    )?;
+    println!();
+    for (label, folder) in [
+        ("as generated", extracts.to_path_buf()),
+        ("demographic keys only", demographic),
+    ] {
+        let lake = dir.join("lake_linkage");
+        let _ = std::fs::remove_dir_all(&lake);
+        let (m, out) = measure_output(
+            Command::new(&exe)
+                .args([
+                    "--project",
+                    &project.to_string_lossy(),
+                    "run",
+                    "nightly",
+                    "--no-metrics",
+                    "--no-reports",
+                ])
+                .args(["--as-at", &generate::AS_AT.to_string()])
+                .arg("--extracts")
+                .arg(&folder)
+                .arg("--lake")
+                .arg(&lake)
+                .env(
+                    "EARLYSTART_PSEUDONYM_KEY",
+                    "earlystart-benchmark-key-synthetic-data-only",
+                )
+                .env("RUST_LOG", "warn"),
+        )?;
+        for line in out.lines().filter(|l| l.starts_with("Linkage")) {
+            println!(
+                "Linkage, {label} ({:.1} s, {:.0} MiB for the whole run): {line}",
+                m.wall_s, m.peak_rss_mib
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A CSV file's bytes with the named columns emptied.
+fn blank_columns(path: &Path, columns: &[&str]) -> Result<Vec<u8>> {
+    let mut r = csv::Reader::from_path(path)?;
+    let headers = r.headers()?.clone();
+    let blank: Vec<bool> = headers.iter().map(|h| columns.contains(&h)).collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers)?;
+    for rec in r.records() {
+        let rec = rec?;
+        w.write_record(rec.iter().zip(&blank).map(|(v, b)| if *b { "" } else { v }))?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Every report of the shipped `reports/` for the latest year: one run (printing PDFs

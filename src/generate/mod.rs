@@ -6,6 +6,10 @@
 //! injected as extra rows and listed in `ground_truth.csv` (`file,row_number,field,rule`);
 //! the extra rows use fresh ids, so a fault never cascades into another file.
 
+mod social;
+
+pub use social::upn;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -1061,6 +1065,14 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     for o in [pc, lk, pop, ce, ra, ac, reg, at, ch, hv, asq] {
         o.w.into_inner()
             .map_err(|e| anyhow::anyhow!("flush failed: {e}"))?;
+    }
+    for (file, n) in social::write(
+        out,
+        &children,
+        &|c: &Child| lsoas[c.lsoa].idaci_decile <= 3,
+        seed,
+    )? {
+        counts.insert(file, n);
     }
     if dirty {
         let mut gt = csv::Writer::from_path(out.join("ground_truth.csv"))?;

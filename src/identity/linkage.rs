@@ -90,6 +90,13 @@ pub struct LinkStats {
     pub registered_children: usize,
     /// Of those, the ones linked to a child health register record.
     pub registered_linked_to_chis: usize,
+    /// Of those, the ones linked to a social care record (CIN census, 903, side file).
+    pub registered_linked_to_social_care: usize,
+    /// Of those, the ones linked to an EYFS Profile result.
+    pub registered_linked_to_eyfsp: usize,
+    /// Pairwise precision and recall against the generator's `identities.csv`, when the
+    /// extracts are synthetic and carry it.
+    pub quality: Option<super::quality::Quality>,
 }
 
 struct UnionFind {
@@ -314,5 +321,85 @@ mod tests {
         ];
         let (_, stats) = link(&records, &p);
         assert_eq!(stats.children, 2);
+    }
+
+    /// Social care and education: the side file carries the NHS number for a CIN child, the
+    /// census and 903 share the LA child id, the pupil links by UPN; twins in the side file
+    /// (same surname, DOB and postcode, different LA ids) stay apart, and a pupil whose UPN
+    /// differs from the census child's is not joined by a demographic key.
+    #[test]
+    fn social_care_records_join_the_same_child() {
+        let p = Pseudonymiser::demo();
+        let sc =
+            |source: &str, la: &str, nhs: Option<&str>, upn: Option<&str>, demo: Option<&str>| {
+                LinkRecord {
+                    source: source.into(),
+                    source_person_key: la.into(),
+                    local: Some(la.into()),
+                    nhs: nhs.map(Into::into),
+                    upn: upn.map(Into::into),
+                    demo: demo.map(Into::into),
+                }
+            };
+        let records = vec![
+            rec("chis", "n1", Some("n1"), None),
+            sc(
+                "sc_person_identifiers",
+                "la1",
+                Some("n1"),
+                Some("u1"),
+                Some("d1"),
+            ),
+            sc("cin_census", "la1", None, Some("u1"), None),
+            sc("ssda903", "la1", None, None, None),
+            LinkRecord {
+                source: "eyfsp".into(),
+                source_person_key: "u1".into(),
+                upn: Some("u1".into()),
+                ..Default::default()
+            },
+            // Twins in the side file.
+            sc("sc_person_identifiers", "la7", None, None, Some("twin")),
+            sc("sc_person_identifiers", "la8", None, None, Some("twin")),
+            rec("chis", "n7", Some("n7"), Some("twin")),
+            // A pupil with another UPN but the same demographic key as the side-file record.
+            LinkRecord {
+                source: "eyfsp".into(),
+                source_person_key: "u9".into(),
+                upn: Some("u9".into()),
+                demo: Some("d1".into()),
+                ..Default::default()
+            },
+        ];
+        let (links, stats) = link(&records, &p);
+        let child = |s: &str, k: &str| {
+            links
+                .iter()
+                .find(|l| l.source == s && l.source_person_key == k)
+                .unwrap()
+                .child_key
+                .clone()
+        };
+        let one = child("chis", "n1");
+        for (s, k) in [
+            ("sc_person_identifiers", "la1"),
+            ("cin_census", "la1"),
+            ("ssda903", "la1"),
+            ("eyfsp", "u1"),
+        ] {
+            assert_eq!(child(s, k), one, "{s} {k}");
+        }
+        assert_ne!(
+            child("eyfsp", "u9"),
+            one,
+            "different UPNs block the demographic edge"
+        );
+        assert_ne!(
+            child("sc_person_identifiers", "la7"),
+            child("sc_person_identifiers", "la8")
+        );
+        assert_eq!(stats.ambiguous_demo_keys, 1);
+        // n1's component, u9, la7, la8, n7.
+        assert_eq!(stats.children, 5);
     }
 }

@@ -7,5 +7,6 @@
 pub mod checks;
 pub mod linkage;
 pub mod pseudonym;
+pub mod quality;
 
 pub use pseudonym::{KeyError, Pseudonymiser};

@@ -225,7 +225,12 @@ impl Lake {
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let table = self.table_or_create(area, name, &schema, &[]).await?;
+        let table = match self.table(area, name).await? {
+            Some(t) => t,
+            // A new table is created by its first write, in the same commit: a reader (or a
+            // crash between two commits) never sees it existing but empty.
+            None => self.builder(self.table_url(area, name))?.build()?,
+        };
         let props = CommitProperties::default()
             .with_metadata(metadata)
             .with_application_transaction(Transaction::new(app_id, 1));

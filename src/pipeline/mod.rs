@@ -114,7 +114,9 @@ impl ContextLoader<'_> {
                 &["centres"]
             }
             ExtractKind::Registrations => &["geography", "centres"],
-            ExtractKind::Eyfsp => &["geography"],
+            ExtractKind::Eyfsp
+            | ExtractKind::ScPersonIdentifiers
+            | ExtractKind::EarlyHelpEpisodes => &["geography"],
             ExtractKind::Attendances => &["centres", "activities", "registrations"],
             ExtractKind::HvContacts | ExtractKind::Asq3 => &["chis"],
             _ => &[],
@@ -323,6 +325,9 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let mut ctx = Context::new(opts.pseudonymiser.clone());
     ctx.codes = reference::code_lists(&refs)?;
     ctx.asq_windows = reference::asq_windows(&refs)?;
+    // Checked every run so a council's edit that breaks the table fails loudly here, not
+    // in the report that first needs a cost.
+    reference::unit_costs(&refs)?;
     let ctx = Arc::new(ctx);
     let extracts = opts
         .extracts
@@ -366,6 +371,9 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         ExtractKind::CinCensus,
         ExtractKind::Ssda903,
         ExtractKind::Eyfsp,
+        ExtractKind::ScPersonIdentifiers,
+        ExtractKind::EarlyHelpEpisodes,
+        ExtractKind::AnnexA,
     ];
     let centre: Vec<ExtractKind> = ExtractKind::ALL
         .iter()
@@ -420,7 +428,8 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         info!("No linkage input changed: person_link kept as it was.");
         summary.step("linkage", "skipped", step, "no input changed".into());
     } else {
-        let stats = link_children(lake, &opts.pseudonymiser, &inputs).await?;
+        let truth = identity_truth(&extracts, pipeline, &opts.pseudonymiser)?;
+        let stats = link_children(lake, &opts.pseudonymiser, &inputs, truth).await?;
         summary.step(
             "linkage",
             "ok",
@@ -952,9 +961,60 @@ async fn linkage_inputs(lake: &Lake) -> Result<String> {
     ))
 }
 
-const LINKAGE_INPUTS: &[&str] = &["registrations", "chis", "hv_contacts", "asq3"];
+const LINKAGE_INPUTS: &[&str] = &[
+    "registrations",
+    "chis",
+    "hv_contacts",
+    "asq3",
+    "cin_child",
+    "ssda903_header",
+    "eyfsp",
+    "sc_person_identifiers",
+    "early_help_episodes",
+];
 
-async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<linkage::LinkStats> {
+/// Ground truth of which record is which child, from the generator's `identities.csv`
+/// (`kind,record_id,child`), keyed as `person_link` keys records: `(source, key)`. `None`
+/// for real extracts, which never carry it.
+fn identity_truth(
+    extracts: &Path,
+    pipeline: &Pipeline,
+    p: &Pseudonymiser,
+) -> Result<Option<HashMap<(String, String), String>>> {
+    let path = extracts.join("identities.csv");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut truth = HashMap::new();
+    let mut r =
+        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    for rec in r.records() {
+        let rec = rec.with_context(|| format!("{} is malformed", path.display()))?;
+        let (kind, id, child) = (&rec[0], &rec[1], &rec[2]);
+        for source in pipeline.sources.iter().filter(|s| s.kind.name() == kind) {
+            let key = match source.kind {
+                ExtractKind::Registrations => p.local(&source.mapping.namespace, id),
+                ExtractKind::Chis | ExtractKind::HvContacts | ExtractKind::Asq3 => {
+                    match crate::identity::checks::nhs_number(id) {
+                        Some(n) => p.nhs(&n),
+                        None => continue,
+                    }
+                }
+                ExtractKind::Eyfsp => p.upn(id),
+                _ => p.local(sources::cin::LA_CHILD_NAMESPACE, id),
+            };
+            truth.insert((source.name.clone(), key), child.to_string());
+        }
+    }
+    Ok(Some(truth))
+}
+
+async fn link_children(
+    lake: &Lake,
+    p: &Pseudonymiser,
+    app_id: &str,
+    truth: Option<HashMap<(String, String), String>>,
+) -> Result<linkage::LinkStats> {
     let read = |name: &'static str, columns: Vec<&'static str>| async move {
         lake.read_columns(CURATED, name, &columns)
             .await
@@ -1021,6 +1081,54 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
             chis_end = records.len();
         }
     }
+    // Social care and education: one node per (source, own key). Children in CIN, 903 and
+    // the side file share the `la_child_id` namespace (LA_ID edges); pupils link by UPN.
+    let social_start = records.len();
+    let mut eyfsp_sources = HashSet::new();
+    for (table, own, has_local, has_nhs, has_demo) in [
+        ("sc_person_identifiers", "la_child_key", true, true, true),
+        ("cin_child", "la_child_key", true, false, false),
+        ("ssda903_header", "la_child_key", true, false, false),
+        ("eyfsp", "key_upn", false, false, true),
+        ("early_help_episodes", "child_key", true, true, true),
+    ] {
+        let mut columns = vec![own, "key_upn", "_source"];
+        columns.extend(has_nhs.then_some("key_nhs"));
+        columns.extend(has_demo.then_some("key_demo"));
+        columns.dedup();
+        for b in read(table, columns).await? {
+            let (own_col, src, upn) = (
+                col_str(&b, own),
+                col_str(&b, "_source"),
+                col_str(&b, "key_upn"),
+            );
+            let nhs = has_nhs.then(|| col_str(&b, "key_nhs"));
+            let demo = has_demo.then(|| col_str(&b, "key_demo"));
+            for i in 0..b.num_rows() {
+                let Some(key) = opt_str(&own_col, i) else {
+                    continue;
+                };
+                if table == "eyfsp" {
+                    eyfsp_sources.insert(src.value(i).to_string());
+                }
+                if seen.insert((sources::key_hash(src.value(i)), sources::key_hash(&key))) {
+                    records.push(LinkRecord {
+                        source: src.value(i).to_string(),
+                        local: has_local.then(|| key.clone()),
+                        source_person_key: key,
+                        nhs: nhs.as_ref().and_then(|a| opt_str(a, i)),
+                        upn: opt_str(&upn, i),
+                        demo: demo.as_ref().and_then(|a| opt_str(a, i)),
+                    });
+                }
+            }
+        }
+    }
+    let social_sources: HashSet<String> = records[social_start..]
+        .iter()
+        .map(|r| r.source.clone())
+        .filter(|s| !eyfsp_sources.contains(s))
+        .collect();
     // The sources of centre registrations and of the child health register, for the
     // "registered children linked to CHIS" quality figure.
     let registration_sources: HashSet<String> = records[..registered]
@@ -1046,8 +1154,34 @@ async fn link_children(lake: &Lake, p: &Pseudonymiser, app_id: &str) -> Result<l
         .filter(|l| registration_sources.contains(&l.source));
     stats.registered_children = registered_links.clone().count();
     stats.registered_linked_to_chis = registered_links
+        .clone()
         .filter(|l| chis_children.contains(l.child_key.as_str()))
         .count();
+    let children_in = |sources: &HashSet<String>| -> HashSet<&str> {
+        links
+            .iter()
+            .filter(|l| sources.contains(&l.source))
+            .map(|l| l.child_key.as_str())
+            .collect()
+    };
+    let (social_children, eyfsp_children) =
+        (children_in(&social_sources), children_in(&eyfsp_sources));
+    stats.registered_linked_to_social_care = registered_links
+        .clone()
+        .filter(|l| social_children.contains(l.child_key.as_str()))
+        .count();
+    stats.registered_linked_to_eyfsp = registered_links
+        .filter(|l| eyfsp_children.contains(l.child_key.as_str()))
+        .count();
+    if let Some(truth) = &truth {
+        let predicted = links.iter().map(|l| {
+            (
+                (l.source.clone(), l.source_person_key.clone()),
+                l.child_key.as_str(),
+            )
+        });
+        stats.quality = Some(crate::identity::quality::score(predicted, truth));
+    }
     let schema = crate::sources::builder::schema(&[
         ("source", crate::sources::ColType::Str),
         ("source_person_key", crate::sources::ColType::Str),

@@ -258,16 +258,25 @@ impl RunSummary {
         if let Some(l) = &self.linkage {
             let _ = writeln!(
                 out,
-                "Linkage: {} child records → {} children; {} of {} registered children ({:.1}%) linked to the child health register; records linked by rule {:?}; {} ambiguous demographic keys (W009); {} components split.",
+                "Linkage: {} child records → {} children; of {} registered children, {} ({:.1}%) linked to the child health register, {} to an EYFSP result, {} to social care; records linked by rule {:?}; {} ambiguous demographic keys (W009); {} components split.",
                 l.records,
                 l.children,
-                l.registered_linked_to_chis,
                 l.registered_children,
+                l.registered_linked_to_chis,
                 100.0 * l.registered_linked_to_chis as f64 / l.registered_children.max(1) as f64,
+                l.registered_linked_to_eyfsp,
+                l.registered_linked_to_social_care,
                 l.by_rule,
                 l.ambiguous_demo_keys,
                 l.split_components
             );
+            if let Some(q) = &l.quality {
+                let _ = writeln!(
+                    out,
+                    "Linkage against the synthetic ground truth (identities.csv): precision {:.4}, recall {:.4} over {} records.",
+                    q.precision, q.recall, q.records
+                );
+            }
         }
         for f in self
             .files

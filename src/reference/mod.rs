@@ -114,6 +114,18 @@ pub fn code_lists(tables: &[ReferenceTable]) -> Result<HashMap<String, HashSet<S
                 .insert(row["code"].clone());
         }
     }
+    // Early help vocabularies (extracts.md §5.3), council-editable.
+    for (table, list) in [
+        ("early_help_closure_reasons", "early_help_closure_reason"),
+        ("lead_agencies", "lead_agency"),
+    ] {
+        for row in find(tables, table)?.rows()? {
+            lists
+                .entry(list.into())
+                .or_default()
+                .insert(row["code"].clone());
+        }
+    }
     // The early learning goals that make up a good level of development.
     for row in find(tables, "eyfsp_elgs")?.rows()? {
         if row["in_gld"] == "true" {
@@ -170,9 +182,158 @@ pub fn asq_windows(tables: &[ReferenceTable]) -> Result<HashMap<i64, AsqWindow>>
     Ok(out)
 }
 
+/// One row of `unit_costs.csv` (extracts.md §7.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitCost {
+    /// Item name, e.g. `foster_care_week`.
+    pub item: String,
+    /// What one unit is, e.g. `per child per week`.
+    pub unit: String,
+    /// Value in GBP; `None` = not yet known.
+    pub value_gbp: Option<f64>,
+    /// Financial year of the prices (`YYYY-YY`); may be blank only when the value is.
+    pub price_year: Option<String>,
+    /// Citation.
+    pub source: String,
+    /// False = [verify] in the domain specification.
+    pub confirmed: bool,
+    /// Free notes (range ends, price basis).
+    pub notes: String,
+}
+
+/// The shipped, council-editable unit costs, checked when loaded.
+#[derive(Debug, Clone, Default)]
+pub struct UnitCosts(pub Vec<UnitCost>);
+
+impl UnitCosts {
+    /// The value of `item`. Fails naming the item and the source to consult when the value
+    /// is blank (value-for-money.md §7: blanks are shipped so councils see what is missing).
+    pub fn value(&self, item: &str) -> Result<f64> {
+        let row = self.0.iter().find(|r| r.item == item).with_context(|| {
+            format!("unit cost {item:?} is not in reference/unit_costs.csv; add a row for it")
+        })?;
+        row.value_gbp.with_context(|| {
+            format!(
+                "unit cost {item:?} ({}) has no value yet: fill value_gbp and price_year in reference/unit_costs.csv from {}",
+                row.unit, row.source
+            )
+        })
+    }
+}
+
+/// Whether `v` is a financial year `YYYY-YY` whose second part follows the first.
+pub fn is_financial_year(v: &str) -> bool {
+    let Some((a, b)) = v.split_once('-') else {
+        return false;
+    };
+    match (a.parse::<u32>(), b.parse::<u32>()) {
+        (Ok(first), Ok(second)) => a.len() == 4 && b.len() == 2 && (first + 1) % 100 == second,
+        _ => false,
+    }
+}
+
+/// Reads and checks `unit_costs.csv`: required columns, a number or blank in `value_gbp`,
+/// a financial year in `price_year` whenever a value is given, `true`/`false` in
+/// `confirmed`, each item once. Every problem is reported, with its row.
+pub fn unit_costs(tables: &[ReferenceTable]) -> Result<UnitCosts> {
+    let table = find(tables, "unit_costs")?;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, row) in table.rows()?.into_iter().enumerate() {
+        let line = i + 2;
+        let get = |c: &str| row.get(c).cloned().unwrap_or_default();
+        let (item, value, year) = (get("item"), get("value_gbp"), get("price_year"));
+        if item.is_empty() || get("unit").is_empty() || get("source").is_empty() {
+            problems.push(format!("row {line}: item, unit and source are required"));
+        }
+        if out.iter().any(|u: &UnitCost| u.item == item) {
+            problems.push(format!("row {line}: item {item:?} appears twice"));
+        }
+        let value_gbp = match value.parse::<f64>() {
+            _ if value.is_empty() => None,
+            Ok(v) if v >= 0.0 => Some(v),
+            _ => {
+                problems.push(format!(
+                    "row {line}: value_gbp {value:?} is not an amount ≥ 0 (or blank)"
+                ));
+                None
+            }
+        };
+        if (value_gbp.is_some() || !year.is_empty()) && !is_financial_year(&year) {
+            problems.push(format!(
+                "row {line}: price_year {year:?} is not a financial year YYYY-YY"
+            ));
+        }
+        let confirmed = match get("confirmed").as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                problems.push(format!(
+                    "row {line}: confirmed {other:?} is not true or false"
+                ));
+                false
+            }
+        };
+        out.push(UnitCost {
+            item,
+            unit: get("unit"),
+            value_gbp,
+            price_year: (!year.is_empty()).then_some(year),
+            source: get("source"),
+            confirmed,
+            notes: get("notes"),
+        });
+    }
+    if !problems.is_empty() {
+        bail!(
+            "reference/unit_costs.csv is not valid:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(UnitCosts(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(name: &str, csv: &str) -> ReferenceTable {
+        ReferenceTable {
+            name: name.into(),
+            bytes: csv.as_bytes().to_vec(),
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn unit_costs_are_checked_and_blanks_fail_with_the_source() {
+        let ok = table(
+            "unit_costs",
+            "item,unit,value_gbp,price_year,source,confirmed,notes\nfoster_care_week,per child per week,646,2016-17,PSSRU 2017,false,\nchild_in_need_case,per case per year,,,GMCA Unit Cost Database,false,\n",
+        );
+        let costs = unit_costs(&[ok]).unwrap();
+        assert_eq!(costs.value("foster_care_week").unwrap(), 646.0);
+        let e = costs.value("child_in_need_case").unwrap_err().to_string();
+        assert!(
+            e.contains("child_in_need_case") && e.contains("GMCA Unit Cost Database"),
+            "{e}"
+        );
+        assert!(costs.value("unknown").is_err());
+        let bad = table(
+            "unit_costs",
+            "item,unit,value_gbp,price_year,source,confirmed,notes\na,u,-3,2016-17,s,true,\nb,u,5,2016/17,s,maybe,\na,u,,,s,true,\n",
+        );
+        let e = unit_costs(&[bad]).unwrap_err().to_string();
+        for needle in [
+            "row 2: value_gbp",
+            "row 3: price_year",
+            "row 3: confirmed",
+            "row 4: item \"a\" appears twice",
+        ] {
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        assert!(is_financial_year("1999-00") && !is_financial_year("2023-25"));
+    }
 
     #[test]
     fn durations() {

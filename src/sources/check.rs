@@ -155,6 +155,11 @@ impl<'a> RowCheck<'a> {
         }
     }
 
+    /// The namespace of local ids in this file's mapping.
+    pub fn namespace(&self) -> &str {
+        &self.mapping.namespace
+    }
+
     /// A required text field (E001 when missing).
     pub fn required(&mut self, name: &str) -> Option<&'a str> {
         let v = self.get(name);

@@ -17,12 +17,14 @@ pub mod context;
 pub mod reader;
 
 pub mod activities;
+pub mod annex_a;
 pub mod asq3;
 pub mod attendances;
 pub mod centre_groups;
 pub mod centres;
 pub mod chis;
 pub mod cin;
+pub mod early_help;
 pub mod eyfsp;
 pub mod finance;
 pub mod hv_contacts;
@@ -30,6 +32,7 @@ pub mod ofsted_inspections;
 pub mod reach_areas;
 pub mod reference_files;
 pub mod registrations;
+pub mod sc_person_identifiers;
 pub mod ssda903;
 pub mod xml;
 
@@ -82,6 +85,12 @@ pub enum ExtractKind {
     Ssda903,
     /// Per-pupil EYFS Profile results (GLD derived here).
     Eyfsp,
+    /// Identifiers of social care children from the case-management system (linkage only).
+    ScPersonIdentifiers,
+    /// Early help episodes (Annex A list 2 and our additions).
+    EarlyHelpEpisodes,
+    /// Ofsted ILACS Annex A workbook (lists 1–3 and 6–8 into `annex_a_list*`).
+    AnnexA,
     /// English Indices of Deprivation, File 7 (public).
     Iod,
     /// Postcode directory: ONSPD, NSPL or NHSPD (public).
@@ -114,6 +123,9 @@ impl ExtractKind {
         ExtractKind::CinCensus,
         ExtractKind::Ssda903,
         ExtractKind::Eyfsp,
+        ExtractKind::ScPersonIdentifiers,
+        ExtractKind::EarlyHelpEpisodes,
+        ExtractKind::AnnexA,
     ];
 
     /// Extracts a council may not have: queries see an empty table until one is loaded.
@@ -125,6 +137,9 @@ impl ExtractKind {
         ExtractKind::CinCensus,
         ExtractKind::Ssda903,
         ExtractKind::Eyfsp,
+        ExtractKind::ScPersonIdentifiers,
+        ExtractKind::EarlyHelpEpisodes,
+        ExtractKind::AnnexA,
     ];
 
     /// The canonical name, also the curated table name.
@@ -145,6 +160,9 @@ impl ExtractKind {
             ExtractKind::CinCensus => "cin_census",
             ExtractKind::Ssda903 => "ssda903",
             ExtractKind::Eyfsp => "eyfsp",
+            ExtractKind::ScPersonIdentifiers => "sc_person_identifiers",
+            ExtractKind::EarlyHelpEpisodes => "early_help_episodes",
+            ExtractKind::AnnexA => "annex_a",
             ExtractKind::Iod => "iod",
             ExtractKind::Postcodes => "postcodes",
             ExtractKind::LsoaLookup => "lsoa_lookup",
@@ -177,6 +195,10 @@ impl ExtractKind {
             // Columns are fixed by the 903 specification and detected per file.
             ExtractKind::Ssda903 => &[],
             ExtractKind::Eyfsp => eyfsp::FIELDS,
+            ExtractKind::ScPersonIdentifiers => sc_person_identifiers::FIELDS,
+            ExtractKind::EarlyHelpEpisodes => early_help::FIELDS,
+            // Sheets and columns are found from the Annex A headers.
+            ExtractKind::AnnexA => &[],
             ExtractKind::Iod => reference_files::IOD_FIELDS,
             ExtractKind::Postcodes => reference_files::POSTCODE_FIELDS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_FIELDS,
@@ -189,6 +211,7 @@ impl ExtractKind {
         match self {
             ExtractKind::CinCensus => return cin::schema("cin_header"),
             ExtractKind::Ssda903 => return ssda903::TABLES[0].schema(),
+            ExtractKind::AnnexA => return annex_a::LISTS[0].schema(),
             _ => {}
         }
         let mut cols: Vec<(&str, ColType)> = match self {
@@ -204,8 +227,12 @@ impl ExtractKind {
             ExtractKind::Chis => chis::COLUMNS,
             ExtractKind::HvContacts => hv_contacts::COLUMNS,
             ExtractKind::Asq3 => asq3::COLUMNS,
-            ExtractKind::CinCensus | ExtractKind::Ssda903 => unreachable!("returned above"),
+            ExtractKind::CinCensus | ExtractKind::Ssda903 | ExtractKind::AnnexA => {
+                unreachable!("returned above")
+            }
             ExtractKind::Eyfsp => eyfsp::COLUMNS,
+            ExtractKind::ScPersonIdentifiers => sc_person_identifiers::COLUMNS,
+            ExtractKind::EarlyHelpEpisodes => early_help::COLUMNS,
             ExtractKind::Iod => reference_files::IOD_COLUMNS,
             ExtractKind::Postcodes => reference_files::POSTCODE_COLUMNS,
             ExtractKind::LsoaLookup => reference_files::LOOKUP_COLUMNS,
@@ -229,13 +256,19 @@ impl ExtractKind {
                 | ExtractKind::CinCensus
                 | ExtractKind::Ssda903
                 | ExtractKind::Eyfsp
+                | ExtractKind::ScPersonIdentifiers
+                | ExtractKind::EarlyHelpEpisodes
+                | ExtractKind::AnnexA
         )
     }
 
     /// Whether files of this kind fill several tables, or a table known only after reading
     /// the file; they are read by [`ingest_tables`].
     pub fn multi_table(self) -> bool {
-        matches!(self, ExtractKind::CinCensus | ExtractKind::Ssda903)
+        matches!(
+            self,
+            ExtractKind::CinCensus | ExtractKind::Ssda903 | ExtractKind::AnnexA
+        )
     }
 
     /// The schema of one of [`ExtractKind::tables`].
@@ -244,6 +277,9 @@ impl ExtractKind {
             ExtractKind::CinCensus => cin::schema(table),
             ExtractKind::Ssda903 => ssda903::table(table)
                 .unwrap_or_else(|| panic!("{table} is not a 903 table"))
+                .schema(),
+            ExtractKind::AnnexA => annex_a::list(table)
+                .unwrap_or_else(|| panic!("{table} is not an Annex A table"))
                 .schema(),
             k => k.schema(),
         }
@@ -255,6 +291,7 @@ impl ExtractKind {
         match self {
             ExtractKind::CinCensus => cin::TABLES.iter().map(|(n, _)| *n).collect(),
             ExtractKind::Ssda903 => ssda903::TABLES.iter().map(|t| t.name).collect(),
+            ExtractKind::AnnexA => annex_a::LISTS.iter().map(|l| l.name).collect(),
             k => vec![k.name()],
         }
     }
@@ -302,7 +339,9 @@ impl ExtractKind {
             ExtractKind::HvContacts => hv_contacts::row(r, out, state),
             ExtractKind::Asq3 => asq3::row(r, out, state),
             ExtractKind::Eyfsp => eyfsp::row(r, out, state),
-            ExtractKind::CinCensus | ExtractKind::Ssda903 => {
+            ExtractKind::ScPersonIdentifiers => sc_person_identifiers::row(r, out, state),
+            ExtractKind::EarlyHelpEpisodes => early_help::row(r, out, state),
+            ExtractKind::CinCensus | ExtractKind::Ssda903 | ExtractKind::AnnexA => {
                 unreachable!("{self} files are read by ingest_tables")
             }
             ExtractKind::Iod => {
@@ -587,6 +626,7 @@ pub fn ingest_tables(
                 tables: out.table.map(|(t, b)| (t.name, b)).into_iter().collect(),
             })
         }
+        ExtractKind::AnnexA => Ok(annex_a::ingest(bytes, file, ctx)),
         other => Err(format!("{other} is read as CSV, not by ingest_tables")),
     }));
     match run {

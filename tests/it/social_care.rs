@@ -775,3 +775,223 @@ fn eyfsp_gld_is_derived_from_the_goals() {
     );
     assert!(b.column_by_name("upn").is_none() && b.column_by_name("family_name").is_none());
 }
+
+/// The generator writes every social care and education source for the same children,
+/// with `identities.csv`; the run scores its linkage against it (all records of one child
+/// in one component, no two children merged) and counts social care and EYFSP links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_sources_link_to_the_same_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    earlystart::generate::generate(earlystart::generate::Scale::Tiny, 3, false, &extracts).unwrap();
+    let summary = crate::support::run_nightly(&extracts, &dir.path().join("lake")).await;
+    assert_eq!(summary.exit_code(), 0);
+    for source in ["cin_census", "ssda903", "eyfsp", "sc_person_identifiers"] {
+        let files: Vec<_> = summary
+            .files
+            .iter()
+            .filter(|f| f.source == source)
+            .collect();
+        assert!(
+            !files.is_empty()
+                && files
+                    .iter()
+                    .all(|f| f.rows_loaded == f.rows_read && f.rows_read > 0),
+            "{source}"
+        );
+    }
+    let l = summary.linkage.as_ref().unwrap();
+    let q = l.quality.unwrap();
+    eprintln!("{l:?}");
+    assert_eq!((q.precision, q.recall), (1.0, 1.0));
+    assert_eq!(
+        q.records, l.records,
+        "every linked record has a ground-truth identity"
+    );
+    assert!(l.by_rule.get("LA_ID").copied().unwrap_or(0) > 0);
+    assert!(l.registered_linked_to_eyfsp > 0 && l.registered_linked_to_social_care > 0);
+}
+
+/// Annex A: sheets are matched by their headers; lists 1–3 and 6–8 load typed, the other
+/// lists are ignored, lettered codes lose their letter, and uncalculated formulas and
+/// impossible codes are named with their sheet, row and rule.
+#[test]
+fn annex_a_public_samples_load_by_header() {
+    let ctx = ctx();
+    for path in [
+        "liia-tools/liiatools/spec/annex_a/samples/Annex_A.xlsx",
+        "liia-tools-pipeline/liiatools/annex_a_pipeline/spec/samples/Annex_A_2024_Jan.xlsx",
+    ] {
+        let out = earlystart::sources::ingest_tables(
+            earlystart::sources::ExtractKind::AnnexA,
+            &external(path),
+            &meta("annex_a", "2025-06-01"),
+            &earlystart::sources::Mapping::default(),
+            &ctx,
+            1.0,
+        )
+        .unwrap();
+        let acc = &out.ingested;
+        assert!(acc.rejected.is_none(), "{path}");
+        assert!(acc.balanced());
+        assert!(acc.errors.is_empty() && acc.warnings.is_empty(), "{path}");
+        let rows: Vec<(&str, usize)> = out.tables.iter().map(|(n, b)| (*n, b.num_rows())).collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("annex_a_list1", 5),
+                ("annex_a_list2", 5),
+                ("annex_a_list3", 6),
+                ("annex_a_list6", 5),
+                ("annex_a_list7", 7),
+                ("annex_a_list8", 5),
+            ],
+            "{path}"
+        );
+        let l2 = &out.tables[1].1;
+        let p = Pseudonymiser::demo();
+        assert_eq!(
+            strs(l2, "la_child_key")[0],
+            Some(p.local("la_child_id", "612306"))
+        );
+        assert_eq!(strs(l2, "sex")[0].as_deref(), Some("male"));
+        assert_eq!(strs(l2, "ethnicity")[0].as_deref(), Some("WBRI"));
+        assert_eq!(dates(l2, "date_of_birth")[0], Some(d("2009-03-05")));
+        assert_eq!(
+            dates(l2, "assessment_completion_date")[0],
+            Some(d("2020-09-30"))
+        );
+        assert_eq!(
+            strs(l2, "organisation")[0].as_deref(),
+            Some("Top Town Academy")
+        );
+        let l3 = &out.tables[2].1;
+        assert_eq!(strs(l3, "referral_source")[0].as_deref(), Some("8: Other"));
+        assert!(
+            l3.column_by_name("allocated_worker").is_none(),
+            "workers' names are not loaded"
+        );
+    }
+    // A truncated workbook is rejected whole (F001), as is a workbook with no Annex A list.
+    let bytes = external("liia-tools/liiatools/spec/annex_a/samples/Annex_A.xlsx");
+    let m = meta("annex_a", "2025-06-01");
+    let run = |b: &[u8]| {
+        earlystart::sources::ingest_tables(
+            earlystart::sources::ExtractKind::AnnexA,
+            b,
+            &m,
+            &earlystart::sources::Mapping::default(),
+            &ctx,
+            1.0,
+        )
+        .unwrap()
+    };
+    let out = run(&bytes[..bytes.len() / 2]);
+    assert_eq!(out.ingested.rejected.unwrap().rule.id(), "F001");
+    let other = external("annex-a-sen-validator-be/fake_data/fake_sen.xlsx");
+    assert_eq!(run(&other).ingested.rejected.unwrap().rule.id(), "F003");
+}
+
+/// The nightly pipeline reads an Annex A workbook twice: every list into `annex_a_list*`,
+/// and list 2 through the shipped mapping into `early_help_episodes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nightly_run_loads_annex_a_and_early_help_from_list_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    earlystart::generate::generate(earlystart::generate::Scale::Tiny, 3, false, &extracts).unwrap();
+    std::fs::write(
+        extracts.join("annex_a_2021.xlsx"),
+        external("liia-tools/liiatools/spec/annex_a/samples/Annex_A.xlsx"),
+    )
+    .unwrap();
+    let summary = crate::support::run_nightly(&extracts, &dir.path().join("lake")).await;
+    let f = |s: &str| summary.files.iter().find(|f| f.source == s).unwrap();
+    assert_eq!((f("annex_a").rows_read, f("annex_a").rows_loaded), (33, 33));
+    assert_eq!(
+        (f("annex_a_list2").rows_read, f("annex_a_list2").rows_loaded),
+        (5, 5)
+    );
+    let lake = earlystart::lake::Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+    let eh = lake
+        .read(earlystart::lake::CURATED, "early_help_episodes")
+        .await
+        .unwrap()
+        .unwrap();
+    let eh = arrow::compute::concat_batches(&eh[0].schema(), &eh).unwrap();
+    let lead = arrow::compute::cast(
+        eh.column_by_name("lead_agency").unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    assert!(
+        lead.as_string::<i32>()
+            .iter()
+            .all(|v| v == Some("LA_EARLY_HELP"))
+    );
+    let key = arrow::compute::cast(
+        eh.column_by_name("child_key").unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    assert!(key.as_string::<i32>().iter().any(|v| {
+        v == Some(
+            Pseudonymiser::demo()
+                .local("la_child_id", "612306")
+                .as_str(),
+        )
+    }));
+}
+
+/// Early help episodes in the canonical layout: closure reason required once closed,
+/// ends after starts, codes from the shipped lists, (child, start) unique, W018 for a
+/// missing or inconsistent age.
+#[test]
+fn early_help_episodes_rules() {
+    let ctx = ctx();
+    let csv = "child_id,sex,ethnicity,date_of_birth,age_years,episode_start_date,assessment_completion_date,organisation,episode_end_date,closure_reason,lead_agency\n\
+               E1,female,WBRI,2021-01-10,3,2024-05-01,2024-05-20,Hub North,2024-11-01,STEP_UP_SC,CHILDRENS_CENTRE\n\
+               E2,male,WBRI,2021-01-10,3,2024-05-01,,Hub North,2024-11-01,,LA_EARLY_HELP\n\
+               E3,male,WBRI,,,2024-05-01,2024-04-01,Hub North,,,LA_EARLY_HELP\n\
+               E4,male,WBRI,2021-01-10,9,2024-05-01,,Hub North,,,POLICE\n\
+               E1,female,WBRI,2021-01-10,3,2024-05-01,,Hub North,,,LA_EARLY_HELP\n\
+               E6,male,WBRI,2021-01-10,3,2024-06-01,,Hub North,2024-05-01,NOPE,LA_EARLY_HELP\n\
+               E7,male,WBRI,2021-01-10,9,2024-06-01,,Hub South,,,SCHOOL\n\
+               E8,male,WBRI,,,2024-06-01,,Hub South,,,SCHOOL\n";
+    let mapping = earlystart::sources::Mapping {
+        namespace: "la_child_id".into(),
+        ..Default::default()
+    };
+    let out = earlystart::sources::ingest(
+        earlystart::sources::ExtractKind::EarlyHelpEpisodes,
+        csv.as_bytes(),
+        &meta("early_help_episodes", "2025-06-01"),
+        &mapping,
+        &ctx,
+        1.0,
+    );
+    assert_eq!(
+        issues(&out),
+        vec![
+            "E001@3:closure_reason",
+            "E011@4:assessment_completion_date",
+            "E004@5:lead_agency",
+            "E005@6:child_id",
+            "E011@7:episode_end_date",
+            "E004@7:closure_reason",
+            "W018@8:age_years",
+            "W018@9:date_of_birth",
+        ]
+    );
+    assert_eq!((out.rows_loaded, out.rows_quarantined), (3, 5));
+    assert_eq!(
+        strs(&out.batch, "child_key"),
+        ["E1", "E7", "E8"]
+            .iter()
+            .map(|id| Some(Pseudonymiser::demo().local("la_child_id", id)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        strs(&out.batch, "closure_reason")[0].as_deref(),
+        Some("STEP_UP_SC")
+    );
+}
