@@ -88,7 +88,12 @@ for name in sys.argv[3:]:
 "#;
 
 /// Generates (once) and ingests a synthetic area, then converts the same CSVs with DuckDB.
-pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
+pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) -> Result<i32> {
+    const STAGES: &[&str] = &["ingest", "social", "linkage", "metrics", "reports"];
+    if let Some(s) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
+        bail!("unknown bench stage {s:?}: choose from {STAGES:?}");
+    }
+    let stage = |name: &str| stages.iter().any(|s| s == name);
     let extracts = dir
         .join(format!("{scale:?}").to_lowercase())
         .join("extracts");
@@ -108,6 +113,40 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         &|name| !SOCIAL.contains(&name),
         &|_, _| Ok(None),
     )?;
+    const RUNS: usize = 3;
+    let lake = dir.join("lake");
+    let has_duckdb = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if stage("ingest") {
+        ingest(project, &extracts, &core, &lake, has_duckdb, RUNS, scale)?;
+    }
+    if stage("social") {
+        social(project, &extracts, RUNS)?;
+    }
+    if stage("linkage") {
+        linkage(project, &extracts, dir)?;
+    }
+    if stage("metrics") {
+        metrics(project, &lake, has_duckdb, RUNS)?;
+    }
+    if stage("reports") {
+        reports(project, &lake)?;
+    }
+    Ok(0)
+}
+
+/// The nightly ingest of the centre and health extracts, beside DuckDB converting them.
+fn ingest(
+    project: &Path,
+    extracts: &Path,
+    core: &Path,
+    lake: &Path,
+    has_duckdb: bool,
+    runs: usize,
+    scale: Scale,
+) -> Result<()> {
     let mut bytes = 0u64;
     let mut rows = 0u64;
     for f in INPUTS {
@@ -115,14 +154,12 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         bytes += std::fs::metadata(&p)?.len();
         rows += csv::Reader::from_path(&p)?.byte_records().count() as u64;
     }
-    // Each tool runs RUNS times; the median wall time is reported (this machine's timings
+    // Each tool runs `runs` times; the median wall time is reported (this machine's timings
     // wander by ±15% from run to run).
-    const RUNS: usize = 3;
-    let lake = dir.join("lake");
     let exe = std::env::current_exe()?;
     let mut es = Vec::new();
-    for _ in 0..RUNS {
-        let _ = std::fs::remove_dir_all(&lake);
+    for _ in 0..runs {
+        let _ = std::fs::remove_dir_all(lake);
         es.push(measure(
             Command::new(&exe)
                 .args([
@@ -135,9 +172,9 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
                     "--no-metrics",
                 ])
                 .arg("--extracts")
-                .arg(&core)
+                .arg(core)
                 .arg("--lake")
-                .arg(&lake)
+                .arg(lake)
                 .env(
                     "EARLYSTART_PSEUDONYM_KEY",
                     "earlystart-benchmark-key-synthetic-data-only",
@@ -146,25 +183,21 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         )?);
     }
     let es = median(es);
-    let duck_out = dir.join("duckdb");
-    let has_duckdb = Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let duck_out = lake.with_file_name("duckdb");
     let duck = if has_duckdb {
-        let mut runs = Vec::new();
-        for _ in 0..RUNS {
+        let mut measured = Vec::new();
+        for _ in 0..runs {
             let _ = std::fs::remove_dir_all(&duck_out);
             std::fs::create_dir_all(&duck_out)?;
-            runs.push(measure(
+            measured.push(measure(
                 Command::new("python3")
                     .args(["-c", DUCKDB_SCRIPT])
-                    .arg(&extracts)
+                    .arg(extracts)
                     .arg(&duck_out)
                     .args(INPUTS),
             )?);
         }
-        Some(median(runs))
+        Some(median(measured))
     } else {
         None
     };
@@ -204,7 +237,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         ));
     }
     println!(
-        "Ingest benchmark, scale {scale:?}, median of {RUNS} runs, machine with {} cores\n{t}",
+        "Ingest benchmark, scale {scale:?}, median of {runs} runs, machine with {} cores\n{t}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     match &duck {
@@ -214,11 +247,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path) -> Result<i32> {
         ),
         None => println!("DuckDB not installed (pip install duckdb): no side-by-side figure."),
     }
-    social(project, &extracts, RUNS)?;
-    linkage(project, &extracts, dir)?;
-    metrics(project, &lake, has_duckdb, RUNS)?;
-    reports(project, &lake)?;
-    Ok(0)
+    Ok(())
 }
 
 /// Files the generator writes for the social care and education formats.
@@ -283,9 +312,31 @@ fn social(project: &Path, extracts: &Path, runs: usize) -> Result<()> {
     let ssda903: Vec<std::path::PathBuf> = std::fs::read_dir(extracts.join("ssda903"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
-    for (kind, files) in [
-        ("cin_census", vec![extracts.join("cin_census.xml")]),
-        ("ssda903", ssda903),
+    // A census ten times the county's (every child repeated with new ids), to show the
+    // streaming reader's memory stays flat as the file grows.
+    let big = extracts.with_file_name("cin_census_x10.xml");
+    let xml = std::fs::read_to_string(extracts.join("cin_census.xml"))?;
+    let (head, rest) = xml
+        .split_once("<Children>\n")
+        .context("census has <Children>")?;
+    let (children, tail) = rest
+        .split_once("  </Children>")
+        .context("census has </Children>")?;
+    let mut copy = format!("{head}<Children>\n");
+    for k in 0..10 {
+        copy.push_str(&children.replace("<LAchildID>LA", &format!("<LAchildID>X{k}LA")));
+    }
+    copy.push_str("  </Children>");
+    copy.push_str(tail);
+    std::fs::write(&big, copy)?;
+    for (kind, label, files) in [
+        (
+            "cin_census",
+            "cin_census",
+            vec![extracts.join("cin_census.xml")],
+        ),
+        ("cin_census", "cin_census ×10", vec![big.clone()]),
+        ("ssda903", "ssda903", ssda903),
     ] {
         let mut measured = Vec::new();
         let mut out = String::new();
@@ -314,7 +365,7 @@ fn social(project: &Path, extracts: &Path, runs: usize) -> Result<()> {
         }
         let mb = bytes as f64 / 1e6;
         t.add_row([
-            kind.to_string(),
+            label.to_string(),
             files.len().to_string(),
             units.to_string(),
             format!("{mb:.2}"),

@@ -173,6 +173,13 @@ enum Command {
         /// Working folder (extracts and lake).
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
+        /// Stages to run (the metric and report stages need the ingest stage's lake).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ingest,social,linkage,metrics,reports"
+        )]
+        stages: Vec<String>,
     },
     /// Parse and validate files of a multi-table format (CIN census, SSDA903, Annex A) without
     /// a lake, printing one JSON line of counts per file (used by `bench` to time the readers).
@@ -238,7 +245,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 Ok(0)
             }
-            Command::Bench { scale, dir } => crate::bench::run(&cli.project, scale, &dir).await,
+            Command::Bench { scale, dir, stages } => {
+                crate::bench::run(&cli.project, scale, &dir, &stages).await
+            }
             Command::Parse { kind, files } => parse(&cli.project, &kind, &files),
             Command::Metrics {
                 lake,

@@ -13,6 +13,8 @@ rows_in as (
     union all
     select * from school_readiness_asq3
     union all
+    select * from school_readiness_eyfsp
+    union all
     select * from health_visiting
     union all
     select * from data_quality

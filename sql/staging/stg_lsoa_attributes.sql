@@ -9,6 +9,8 @@ pairs as (
     select distinct lsoa11, lsoa21 from chis
     union
     select distinct lsoa11, lsoa21 from registrations
+    union
+    select distinct lsoa11, lsoa21 from eyfsp
 ),
 
 reach as (

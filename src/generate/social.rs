@@ -47,6 +47,18 @@ fn reception_2023(c: &Child) -> bool {
     at_school(c) && c.dob >= NaiveDate::from_ymd_opt(2018, 9, 1).expect("date")
 }
 
+/// The child's postcode, or with probability `p` another family's (the family moved), so
+/// demographic keys sometimes disagree between sources as they do in real data.
+fn moved(rng: &mut ChaCha8Rng, children: &[Child], c: &Child, p: f64) -> String {
+    if rng.random_bool(p) {
+        children[rng.random_range(0..children.len())]
+            .postcode
+            .clone()
+    } else {
+        c.postcode.clone()
+    }
+}
+
 /// Writes the social care and education files into `out`; returns `(file, records)`.
 pub(super) fn write(
     out: &Path,
@@ -113,7 +125,10 @@ pub(super) fn write(
         for kind in ["cin_census", "sc_person_identifiers"] {
             ids.write_record([kind, id.as_str(), &i.to_string()])?;
         }
-        // The side file: NHS number for most, names, DOB and postcode for all.
+        // The side file: NHS number for most, names, DOB and postcode for all; one family in
+        // twenty has moved since the health and centre records were made, so its postcode
+        // (and demographic key) differs from theirs.
+        let postcode = moved(&mut rng, children, c, 0.05);
         side.write_record([
             id.as_str(),
             if rng.random_bool(0.9) {
@@ -125,7 +140,7 @@ pub(super) fn write(
             c.given,
             c.surname,
             &c.dob.to_string(),
-            &c.postcode,
+            &postcode,
         ])?;
         let referral = date_between(
             &mut rng,
@@ -235,12 +250,13 @@ pub(super) fn write(
         let u = upn(i);
         ids.write_record(["eyfsp", u.as_str(), &i.to_string()])?;
         let strong = if deprived(c) { 0.78 } else { 0.9 };
+        let postcode = moved(&mut rng, children, c, 0.05);
         let mut row = vec![
             u,
             c.given.to_string(),
             c.surname.to_string(),
             c.dob.to_string(),
-            c.postcode.clone(),
+            postcode,
             (deprived(c) && rng.random_bool(0.35)).to_string(),
             "2023/24".to_string(),
         ];

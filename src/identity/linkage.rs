@@ -97,6 +97,8 @@ pub struct LinkStats {
     /// Pairwise precision and recall against the generator's `identities.csv`, when the
     /// extracts are synthetic and carry it.
     pub quality: Option<super::quality::Quality>,
+    /// The same, over social care and education records and the child health register.
+    pub quality_social: Option<super::quality::Quality>,
 }
 
 struct UnionFind {

@@ -1181,6 +1181,21 @@ async fn link_children(
             )
         });
         stats.quality = Some(crate::identity::quality::score(predicted, truth));
+        // The same over social care and education records and the child health register
+        // only: the pairs this linkage exists for, undiluted by health records that share
+        // an NHS number.
+        let focus = |source: &String| {
+            social_sources.contains(source)
+                || eyfsp_sources.contains(source)
+                || chis_sources.contains(source)
+        };
+        let predicted = links.iter().filter(|l| focus(&l.source)).map(|l| {
+            (
+                (l.source.clone(), l.source_person_key.clone()),
+                l.child_key.as_str(),
+            )
+        });
+        stats.quality_social = Some(crate::identity::quality::score(predicted, truth));
     }
     let schema = crate::sources::builder::schema(&[
         ("source", crate::sources::ColType::Str),

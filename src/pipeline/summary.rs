@@ -270,11 +270,11 @@ impl RunSummary {
                 l.ambiguous_demo_keys,
                 l.split_components
             );
-            if let Some(q) = &l.quality {
+            if let (Some(q), Some(s)) = (&l.quality, &l.quality_social) {
                 let _ = writeln!(
                     out,
-                    "Linkage against the synthetic ground truth (identities.csv): precision {:.4}, recall {:.4} over {} records.",
-                    q.precision, q.recall, q.records
+                    "Linkage against the synthetic ground truth (identities.csv): precision {:.4}, recall {:.4} over all {} records; precision {:.4}, recall {:.4} over the {} social care, education and child health register records.",
+                    q.precision, q.recall, q.records, s.precision, s.recall, s.records
                 );
             }
         }

@@ -6,7 +6,8 @@
 //! One fixture world holds every example; each lives in its own reach area or LSOA so the
 //! others do not disturb its counts:
 //! - WE1: reach area R1 = LSOA X (IDACI decile 6) + LSOA Y (decile 2), children C01–C10.
-//! - WE2 (ASQ-3, 27 months) and WE4 (new birth visits): children in LSOA Z (reach area R3).
+//! - WE2 (ASQ-3, 27 months), WE3 (EYFSP pupils) and WE4 (new birth visits): children in LSOA Z
+//!   (reach area R3).
 //! - Edge cases: reach area R2 = LSOA W, which has no IoD2019 row.
 //! - R4 is a centre whose reach area (LSOA V) has no children.
 
@@ -349,6 +350,45 @@ fn write_world(dir: &Path) {
     write(dir, "attendances.csv", &att);
     write(dir, "asq3.csv", &asq);
     write(dir, "hv_contacts.csv", &hv);
+    // WE3: EYFSP 2023/24, pupils P1–P8 living in LSOA Z (reach area R3): (FSM, ELGs
+    // emerging by column index, ELG left blank).
+    let elgs = earlystart::sources::eyfsp::ELGS;
+    let mut eyfsp = format!(
+        "upn,family_name,date_of_birth,postcode,fsm_eligible,academic_year,{}\n",
+        elgs.join(",")
+    );
+    let pupils: [(bool, &[usize], Option<usize>); 8] = [
+        (false, &[], None),
+        (false, &[13, 14], None),
+        (false, &[9], None),
+        (true, &[], None),
+        (true, &[9, 10], None),
+        (true, &[12], None),
+        (false, &[1, 2, 13, 14, 15], None),
+        (true, &[], Some(6)),
+    ];
+    for (i, (fsm, emerging, blank)) in pupils.iter().enumerate() {
+        let judgements: Vec<&str> = (0..elgs.len())
+            .map(|j| {
+                if *blank == Some(j) {
+                    ""
+                } else if emerging.contains(&j) {
+                    "emerging"
+                } else {
+                    "expected"
+                }
+            })
+            .collect();
+        writeln!(
+            eyfsp,
+            "{},PUPIL{i},2019-0{}-15,XQ1 3CC,{fsm},2023/24,{}",
+            earlystart::generate::upn(900 + i),
+            i + 1,
+            judgements.join(",")
+        )
+        .unwrap();
+    }
+    write(dir, "eyfsp_2023-24.csv", &eyfsp);
     write(
         dir,
         "activities.csv",
@@ -632,6 +672,30 @@ fn we2_asq3_domains_and_all_five() {
         "SR-06|quarter|2024-09-30|reach_area|R3|engagement|not_registered_or_unlinked",
         2,
         5,
+        None,
+    );
+}
+
+#[test]
+fn we3_eyfsp_good_level_of_development() {
+    let k = |m: &str| format!("{m}|academic_year|2024-08-31|reach_area|R3|all|all");
+    check(&k("SR-10"), 4, 7, Some((25.0, 84.2)));
+    check(&k("SR-11"), 2, 3, Some((20.8, 93.9)));
+    check(&k("SR-14"), 2, 7, Some((8.2, 64.1)));
+    // Not-FSM 2/4 against FSM 2/3: −16.7 points (FSM pupils did better here).
+    check(&k("SR-12"), 2, 4, None);
+    assert_eq!(r1(world()[&k("SR-12")].2), -16.7);
+    check(
+        "SR-10|academic_year|2024-08-31|reach_area|R3|fsm|not_fsm",
+        2,
+        4,
+        Some((15.0, 85.0)),
+    );
+    // P8 (a blank ELG) is in no denominator.
+    check(
+        "SR-10|academic_year|2024-08-31|deployment|ALL|fsm|fsm",
+        2,
+        3,
         None,
     );
 }
