@@ -15,6 +15,8 @@ rows_in as (
     union all
     select * from school_readiness_eyfsp
     union all
+    select * from social_care
+    union all
     select * from health_visiting
     union all
     select * from data_quality

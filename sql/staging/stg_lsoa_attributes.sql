@@ -11,6 +11,8 @@ pairs as (
     select distinct lsoa11, lsoa21 from registrations
     union
     select distinct lsoa11, lsoa21 from eyfsp
+    union
+    select distinct lsoa11, lsoa21 from sc_person_identifiers
 ),
 
 reach as (

@@ -389,6 +389,45 @@ fn write_world(dir: &Path) {
         .unwrap();
     }
     write(dir, "eyfsp_2023-24.csv", &eyfsp);
+    // WE5: a CIN census for 2024-25 (reference date 2025-03-31). R1 referred 2023-06-01 and
+    // 2024-05-15 (a re-referral), R2 2023-01-10 and 2024-04-20 (not: more than 12 months),
+    // R3 2024-09-01; R4 unborn, referred before birth. R1 has an open CP plan and is looked
+    // after; R3's plan ended before 31 March. The side file places R1 in LSOA Z (R3).
+    let child = |id: &str, dob: &str, episodes: &str| {
+        format!(
+            "<Child><ChildIdentifiers><LAchildID>{id}</LAchildID>{dob}<Sex>F</Sex></ChildIdentifiers><ChildCharacteristics><Ethnicity>WBRI</Ethnicity></ChildCharacteristics>{episodes}</Child>\n"
+        )
+    };
+    let born = "<PersonBirthDate>2021-01-01</PersonBirthDate>";
+    let census = [
+        child("R1", born, "<CINdetails><CINreferralDate>2023-06-01</CINreferralDate><CINclosureDate>2023-08-01</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails><CINdetails><CINreferralDate>2024-05-15</CINreferralDate><ChildProtectionPlans><CPPstartDate>2024-06-01</CPPstartDate></ChildProtectionPlans></CINdetails>"),
+        child("R2", born, "<CINdetails><CINreferralDate>2023-01-10</CINreferralDate><CINclosureDate>2023-03-01</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails><CINdetails><CINreferralDate>2024-04-20</CINreferralDate><CINclosureDate>2024-06-01</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
+        child("R3", born, "<CINdetails><CINreferralDate>2024-09-01</CINreferralDate><ChildProtectionPlans><CPPstartDate>2024-10-01</CPPstartDate><CPPendDate>2025-01-01</CPPendDate></ChildProtectionPlans></CINdetails>"),
+        child("R4", "<ExpectedPersonBirthDate>2025-05-01</ExpectedPersonBirthDate>", "<CINdetails><CINreferralDate>2025-02-01</CINreferralDate></CINdetails>"),
+    ]
+    .concat();
+    write(
+        dir,
+        "cin_census.xml",
+        &format!(
+            "<Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2024</Year><ReferenceDate>2025-03-31</ReferenceDate></CollectionDetails></Header><Children>\n{census}</Children></Message>\n"
+        ),
+    );
+    write(
+        dir,
+        "sc_person_identifiers.csv",
+        "la_child_id,nhs_number,upn,given_name,family_name,date_of_birth,postcode\nR1,,,ANNA,SOCIAL,2021-01-01,XQ1 3CC\n",
+    );
+    write(
+        dir,
+        "ssda903/header.csv",
+        "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\nR1,2,01/01/2021,WBRI,,,\n",
+    );
+    write(
+        dir,
+        "ssda903/episodes.csv",
+        "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\nR1,01/07/2024,S,C2,N1,U1,PR1,,,,XQ1,,\n",
+    );
     write(
         dir,
         "activities.csv",
@@ -698,6 +737,23 @@ fn we3_eyfsp_good_level_of_development() {
         3,
         None,
     );
+}
+
+#[test]
+fn we5_social_care_rates_and_re_referrals() {
+    // Population 0–4 of the fixture county: five LSOAs of five children = 25; LSOA Z: 5.
+    let k = |m: &str| format!("{m}|fy|2025-03-31|deployment|ALL|all|all");
+    check(&k("SC-01"), 3, 25, None);
+    assert_eq!(r1(world()[&k("SC-01")].2), 1200.0);
+    check(&k("SC-01U"), 1, -1, None);
+    check(&k("SC-02"), 1, 3, Some((6.1, 79.2)));
+    check(&k("SC-03"), 1, 25, None);
+    check(&k("SC-03S"), 2, 25, None);
+    check(&k("SC-04"), 1, 25, None);
+    check(&k("SC-07"), 2, 25, None);
+    // Only R1 has a residence (the side file): its reach area, over LSOA Z's population.
+    check("SC-01|fy|2025-03-31|reach_area|R3|all|all", 1, 5, None);
+    check("SC-02|fy|2025-03-31|la|UNKNOWN|all|all", 0, 2, None);
 }
 
 #[test]
