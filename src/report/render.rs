@@ -499,6 +499,8 @@ impl Shared {
         let centres = data.centres().await?;
         let lot_kpis = data.lot_kpis().await?;
         let mut fy_rows = fy_rows;
+        let academic = data.metric_values("academic_year").await?;
+        fy_rows.extend(academic_years_in_financial_years(&fy_rows, academic));
         fy_rows.extend(kpi_score_rows(&lot_kpis, &centres, &fy_rows));
         Ok(Shared {
             period,
@@ -512,6 +514,41 @@ impl Shared {
             inspections: data.ofsted_inspections().await?,
         })
     }
+}
+
+/// EYFS Profile results are by academic year (1 September – 31 August): each financial year
+/// shows the academic year that ended within it (the Reception year ending in July 2024 is
+/// reported in 2024-25), with a flag naming the academic year beside the figure.
+fn academic_years_in_financial_years(
+    fy_rows: &[super::data::MetricRow],
+    academic: Vec<super::data::MetricRow>,
+) -> Vec<super::data::MetricRow> {
+    let years: std::collections::BTreeSet<(&str, &str)> = fy_rows
+        .iter()
+        .filter(|r| r.period_end.ends_with("-03-31"))
+        .map(|r| (r.period_start.as_str(), r.period_end.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for mut row in academic {
+        // ISO dates compare as text.
+        let Some((start, end)) = years.iter().find(|(start, end)| {
+            *start <= row.period_end.as_str() && row.period_end.as_str() <= *end
+        }) else {
+            continue;
+        };
+        let first = row.period_end[..4].parse::<i32>().unwrap_or_default() - 1;
+        let flag = format!("academic_year_{first}/{:02}", (first + 1) % 100);
+        row.quality_flags = if row.quality_flags.is_empty() {
+            flag
+        } else {
+            format!("{},{flag}", row.quality_flags)
+        };
+        row.period_type = "fy".into();
+        row.period_start = start.to_string();
+        row.period_end = end.to_string();
+        out.push(row);
+    }
+    out
 }
 
 /// KPI-SCORE as a figure of each centre reach area: its lot's score at each financial year
@@ -1074,6 +1111,72 @@ fn tempfile_dir() -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    fn metric_row(
+        period_type: &str,
+        start: &str,
+        end: &str,
+        flags: &str,
+    ) -> super::super::data::MetricRow {
+        super::super::data::MetricRow {
+            metric_id: "SR-10".into(),
+            period_type: period_type.into(),
+            period_start: start.into(),
+            period_end: end.into(),
+            geography_type: "deployment".into(),
+            geography_code: "ALL".into(),
+            breakdown_type: "all".into(),
+            breakdown_value: "all".into(),
+            numerator: Some(4.0),
+            denominator: Some(7.0),
+            value: Some(57.1),
+            lower_95: None,
+            upper_95: None,
+            comparator_type: "none".into(),
+            comparator_value: None,
+            comparison: "not_compared".into(),
+            denominator_source: "chis".into(),
+            deprivation_vintage: "iod2025".into(),
+            quality_flags: flags.into(),
+            uses_unverified: false,
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn academic_years_show_in_the_financial_year_they_end_in() {
+        let fy = vec![
+            metric_row("fy", "2023-04-01", "2024-03-31", ""),
+            metric_row("fy", "2024-04-01", "2025-03-31", ""),
+        ];
+        let ay = vec![
+            metric_row("academic_year", "2022-09-01", "2023-08-31", ""),
+            metric_row("academic_year", "2023-09-01", "2024-08-31", "low_coverage"),
+        ];
+        let out = academic_years_in_financial_years(&fy, ay);
+        // 2022/23 ended in 2023-24, which is in the lake; 2023/24 ended in 2024-25.
+        let got: Vec<(String, String)> = out
+            .iter()
+            .map(|r| (r.period_end.clone(), r.quality_flags.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "2024-03-31".to_string(),
+                    "academic_year_2022/23".to_string()
+                ),
+                (
+                    "2025-03-31".to_string(),
+                    "low_coverage,academic_year_2023/24".to_string()
+                ),
+            ]
+        );
+        assert!(out.iter().all(|r| r.period_type == "fy"));
+        // An academic year ending after the last financial year is not shown.
+        let later = vec![metric_row("academic_year", "2024-09-01", "2025-08-31", "")];
+        assert!(academic_years_in_financial_years(&fy, later).is_empty());
+    }
+
     use super::*;
 
     #[test]
