@@ -17,6 +17,8 @@ rows_in as (
     union all
     select * from social_care
     union all
+    select * from early_help
+    union all
     select * from health_visiting
     union all
     select * from data_quality

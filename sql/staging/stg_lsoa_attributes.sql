@@ -13,6 +13,8 @@ pairs as (
     select distinct lsoa11, lsoa21 from eyfsp
     union
     select distinct lsoa11, lsoa21 from sc_person_identifiers
+    union
+    select distinct lsoa11, lsoa21 from early_help_episodes
 ),
 
 reach as (

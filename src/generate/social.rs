@@ -1,6 +1,7 @@
 //! Synthetic social care and education extracts for the same children as the centre and
 //! health extracts: a CIN census (XML), SSDA903 header and episodes, the
-//! `sc_person_identifiers` side file and an EYFSP results file, plus `identities.csv`,
+//! `sc_person_identifiers` side file, an EYFSP results file and early help episodes, plus
+//! `identities.csv`,
 //! the ground truth of which record is which child, against which linkage precision and
 //! recall are measured ([`crate::identity::quality`]).
 //!
@@ -272,6 +273,71 @@ pub(super) fn write(
         ey.write_record(&row)?;
     }
     counts.push(("eyfsp_2023-24.csv".into(), pupils));
+
+    // Early help: episodes for about one child in twelve (more in deprived areas), known by
+    // the LA child id the council's case-management system shares with social care; some
+    // close with a step up to social care.
+    let mut eh = csv::Writer::from_path(out.join("early_help_episodes.csv"))?;
+    eh.write_record([
+        "child_id",
+        "sex",
+        "ethnicity",
+        "date_of_birth",
+        "episode_start_date",
+        "organisation",
+        "episode_end_date",
+        "closure_reason",
+        "lead_agency",
+        "postcode",
+        "nhs_number",
+        "given_name",
+        "family_name",
+    ])?;
+    let mut episodes_written = 0u64;
+    let from = NaiveDate::from_ymd_opt(2023, 4, 1).expect("date");
+    for (i, c) in children.iter().enumerate() {
+        if !rng.random_bool(if deprived(c) { 0.12 } else { 0.05 }) {
+            continue;
+        }
+        let start = date_between(&mut rng, from.max(c.dob), REFERENCE_DATE - Days::new(30));
+        let (end, reason) = if rng.random_bool(0.6) {
+            let end = date_between(&mut rng, start + Days::new(14), REFERENCE_DATE);
+            let reason = [
+                "OUTCOMES_MET",
+                "OUTCOMES_MET",
+                "STEP_UP_SC",
+                "DISENGAGED",
+                "MOVED_AWAY",
+            ][rng.random_range(0..5)];
+            (end.to_string(), reason)
+        } else {
+            (String::new(), "")
+        };
+        episodes_written += 1;
+        let id = la_id(i);
+        ids.write_record(["early_help_episodes", id.as_str(), &i.to_string()])?;
+        eh.write_record([
+            id.as_str(),
+            c.sex,
+            c.ethnicity,
+            &c.dob.to_string(),
+            &start.to_string(),
+            ["Family hub North", "Family hub South", "School"][rng.random_range(0..3)],
+            &end,
+            reason,
+            ["LA_EARLY_HELP", "CHILDRENS_CENTRE"][rng.random_range(0..2)],
+            &c.postcode,
+            if rng.random_bool(0.5) {
+                c.nhs.as_str()
+            } else {
+                ""
+            },
+            c.given,
+            c.surname,
+        ])?;
+    }
+    eh.flush()?;
+    counts.push(("early_help_episodes.csv".into(), episodes_written));
     for w in [&mut side, &mut header, &mut episodes, &mut ey, &mut ids] {
         w.flush()?;
     }

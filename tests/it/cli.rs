@@ -26,14 +26,14 @@ fn demo_runs_and_a_second_run_changes_nothing() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("Files: 22 loaded, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("Files: 23 loaded, 0 skipped"), "{stdout}");
     assert!(stdout.contains("0 quarantined"), "{stdout}");
     let again = earlystart()
         .args(["demo", "--dir"])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("Files: 0 loaded, 22 skipped"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Files: 0 loaded, 23 skipped"));
 }
 
 #[test]

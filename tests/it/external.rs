@@ -154,10 +154,10 @@ fn the_lake_on_an_s3_server_round_trips() {
         ("AWS_ALLOW_HTTP", "true".to_string()),
     ];
     let first = run(&extracts, "s3://lake/council", &env);
-    assert!(first.contains("Files: 22 loaded"), "{first}");
+    assert!(first.contains("Files: 23 loaded"), "{first}");
     let second = run(&extracts, "s3://lake/council", &env);
     assert!(
-        second.contains("Files: 0 loaded, 22 skipped"),
+        second.contains("Files: 0 loaded, 23 skipped"),
         "a rerun on S3 is a no-op: {second}"
     );
 

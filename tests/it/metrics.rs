@@ -404,6 +404,8 @@ fn write_world(dir: &Path) {
         child("R2", born, "<CINdetails><CINreferralDate>2023-01-10</CINreferralDate><CINclosureDate>2023-03-01</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails><CINdetails><CINreferralDate>2024-04-20</CINreferralDate><CINclosureDate>2024-06-01</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
         child("R3", born, "<CINdetails><CINreferralDate>2024-09-01</CINreferralDate><ChildProtectionPlans><CPPstartDate>2024-10-01</CPPstartDate><CPPendDate>2025-01-01</CPPendDate></ChildProtectionPlans></CINdetails>"),
         child("R4", "<ExpectedPersonBirthDate>2025-05-01</ExpectedPersonBirthDate>", "<CINdetails><CINreferralDate>2025-02-01</CINreferralDate></CINdetails>"),
+        child("R5", born, "<CINdetails><CINreferralDate>2024-03-10</CINreferralDate><CINclosureDate>2024-03-20</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
+        child("R7", "<PersonBirthDate>2019-01-01</PersonBirthDate>", "<CINdetails><CINreferralDate>2025-01-05</CINreferralDate><CINclosureDate>2025-01-20</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
     ]
     .concat();
     write(
@@ -412,6 +414,19 @@ fn write_world(dir: &Path) {
         &format!(
             "<Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2024</Year><ReferenceDate>2025-03-31</ReferenceDate></CollectionDetails></Header><Children>\n{census}</Children></Message>\n"
         ),
+    );
+    // WE5, SC-06: early help episodes of R5–R8 closed in 2023-24; R5 is referred within 12
+    // months of the end (in the census), R6 is stepped up, R7's referral is too late (and R7,
+    // born 2019, is five by then, so outside SC-01), R8 has none.
+    write(
+        dir,
+        "early_help_episodes.csv",
+        "child_id,sex,ethnicity,date_of_birth,episode_start_date,organisation,episode_end_date,closure_reason,lead_agency\n\
+         R5,female,WBRI,2021-01-01,2023-04-10,Hub,2023-07-01,OUTCOMES_MET,CHILDRENS_CENTRE\n\
+         R6,male,WBRI,2021-01-01,2023-05-10,Hub,2023-09-30,STEP_UP_SC,CHILDRENS_CENTRE\n\
+         R7,male,WBRI,2019-01-01,2023-06-10,Hub,2023-12-15,OUTCOMES_MET,CHILDRENS_CENTRE\n\
+         R8,female,WBRI,2021-01-01,2023-07-10,Hub,2024-02-01,DISENGAGED,CHILDRENS_CENTRE\n\
+         R9,female,WBRI,2021-01-01,2024-05-10,Hub,,,CHILDRENS_CENTRE\n",
     );
     write(
         dir,
@@ -754,6 +769,17 @@ fn we5_social_care_rates_and_re_referrals() {
     // Only R1 has a residence (the side file): its reach area, over LSOA Z's population.
     check("SC-01|fy|2025-03-31|reach_area|R3|all|all", 1, 5, None);
     check("SC-02|fy|2025-03-31|la|UNKNOWN|all|all", 0, 2, None);
+}
+
+#[test]
+fn we5_escalation_after_early_help() {
+    let k = |m: &str| format!("{m}|fy|2024-03-31|deployment|ALL|all|all");
+    check(&k("SC-06"), 2, 4, None);
+    check(&k("SC-06a"), 1, 4, None);
+    check(&k("SC-06b"), 1, 3, None);
+    // The episodes open in 2023-24 (R5–R8), and in 2024-25 R9.
+    check(&k("SC-05"), 4, 25, None);
+    check("SC-05|fy|2025-03-31|deployment|ALL|all|all", 1, 25, None);
 }
 
 #[test]
