@@ -407,8 +407,9 @@ fn social(project: &Path, extracts: &Path, runs: usize) -> Result<()> {
 
 /// Linkage precision and recall against the generator's ground truth: as generated (NHS
 /// numbers in the side file, UPNs in the census and 903), then with social care records
-/// carrying demographic keys only (NHS numbers and UPNs removed from the side file, the
-/// census and the 903 header; pupils keep their UPN, which is how schools know them).
+/// carrying demographic keys only (NHS numbers and UPNs removed from the side file, early
+/// help, the census and the 903 header; pupils keep their UPN, which is how schools know
+/// them).
 fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     let demographic = view(
@@ -426,7 +427,7 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
                         .collect();
                     Some(vec![(name.to_string(), kept.into_bytes())])
                 }
-                "sc_person_identifiers.csv" => Some(vec![(
+                "sc_person_identifiers.csv" | "early_help_episodes.csv" => Some(vec![(
                     name.to_string(),
                     blank_columns(path, &["nhs_number", "upn"])?,
                 )]),

@@ -350,7 +350,7 @@ impl<'a> Census<'a> {
         let ids = child.child("ChildIdentifiers");
         let chars = child.child("ChildCharacteristics");
         let ids_node = ids.unwrap_or(child);
-        let la_id = unit.required(ids_node, "LAchildID", "la_child_id", true);
+        let la_id = unit.required(ids_node, "LAchildID", "la_child_id");
         let la_key = la_id.map(|id| self.ctx.pseudonymiser.local(LA_CHILD_NAMESPACE, id));
         if let (Some(k), Some(node)) = (&la_key, ids_node.child("LAchildID")) {
             let hash = key_hash(k);
@@ -613,13 +613,9 @@ impl<'a> Unit<'a> {
         }
     }
 
-    fn required<'n>(
-        &mut self,
-        parent: &'n Node,
-        elem: &str,
-        field: &str,
-        _identifying: bool,
-    ) -> Option<&'n str> {
+    /// A required element's text (E001 when missing or empty; the missing value has
+    /// nothing to preview).
+    fn required<'n>(&mut self, parent: &'n Node, elem: &str, field: &str) -> Option<&'n str> {
         let v = parent.text_of(elem);
         if v.is_none() {
             self.fault(
