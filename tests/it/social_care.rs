@@ -305,13 +305,21 @@ fn cin_census_header_and_broken_files_are_rejected_whole() {
     assert_eq!(out.ingested.rejected.unwrap().rule.id(), "F003");
 }
 
+/// A public sample file of `shared/external/` (the samples are read where they are, never
+/// copied into the repository): from `EARLYSTART_SHARED_DIR`, else the nearest `shared/`
+/// folder beside the repository or one of its parents.
 fn external(path: &str) -> Vec<u8> {
-    std::fs::read(
-        crate::support::project()
-            .join("../shared/external")
-            .join(path),
-    )
-    .unwrap()
+    let root = std::env::var_os("EARLYSTART_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            crate::support::project()
+                .ancestors()
+                .map(|a| a.join("shared"))
+                .find(|s| s.join("external").is_dir())
+        })
+        .expect("the public samples of shared/external are needed: set EARLYSTART_SHARED_DIR to the shared folder");
+    let file = root.join("external").join(path);
+    std::fs::read(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()))
 }
 
 /// Rule id → count, over errors, warnings and the rejection.
