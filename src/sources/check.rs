@@ -427,6 +427,35 @@ impl<'a> RowCheck<'a> {
             .clone()
     }
 
+    /// A UPN checked by its check letter (E013), returned as its `key_upn`.
+    pub fn upn_key(&mut self, name: &str, required: bool) -> Option<Rc<str>> {
+        let v = self.present(name, required)?;
+        match checks::upn(v) {
+            Some(upn) => Some(self.cached(("upn", ""), &upn, |p| p.upn(&upn))),
+            None => {
+                self.issue(name, Rule::E013, "UPN is not valid (13 characters with a correct check letter): correct it in the source system (the quarantine keeps only its HMAC).");
+                None
+            }
+        }
+    }
+
+    /// `key_demo` (extracts.md §11.2) from a surname, a date of birth and a resolved
+    /// postcode; `None` when any is missing or the surname has no letters left.
+    pub fn demo_key(
+        &self,
+        surname: Option<&str>,
+        dob: Option<NaiveDate>,
+        postcode: Option<&ResolvedPostcode>,
+    ) -> Option<String> {
+        let (surname, dob, postcode) = (surname?, dob?, postcode?);
+        let s = checks::surname(surname);
+        (!s.is_empty()).then(|| {
+            self.ctx
+                .pseudonymiser
+                .demographic(&s, &dob.to_string(), &postcode.normalised)
+        })
+    }
+
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
     pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<Rc<str>> {
         let v = self.present(name, required)?;

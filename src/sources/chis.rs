@@ -1,7 +1,6 @@
 //! `chis` (extracts.md §4.1): the child health register.
 
 use super::{ColType, Field, KindState, Req, RowCheck, TableBuilder, field, pii};
-use crate::identity::checks;
 
 /// Canonical input fields.
 pub const FIELDS: &[Field] = &[
@@ -68,17 +67,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     if !r.ok() {
         return false;
     }
-    let key_demo = match (r.get("family_name"), dob, &postcode) {
-        (Some(s), Some(d), Some(p)) => {
-            let s = checks::surname(s);
-            (!s.is_empty()).then(|| {
-                r.ctx
-                    .pseudonymiser
-                    .demographic(&s, &d.to_string(), &p.normalised)
-            })
-        }
-        _ => None,
-    };
+    let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
     let pc = postcode.as_ref();
     out.str(key_nhs.as_deref())
         .str(local.as_deref())

@@ -6,7 +6,6 @@
 
 use super::check::age_years;
 use super::{ColType, Field, KindState, Req, RowCheck, TableBuilder, field, pii};
-use crate::identity::checks;
 use crate::rules::Rule;
 
 /// Canonical input fields.
@@ -97,17 +96,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     });
     let lead = r.code("lead_agency", "lead_agency", true);
     let key_nhs = r.nhs_key("nhs_number", false);
-    let key_upn = r.get("upn").and_then(|u| match checks::upn(u) {
-        Some(norm) => Some(r.ctx.pseudonymiser.upn(&norm)),
-        None => {
-            r.issue(
-                "upn",
-                Rule::E013,
-                "UPN is not valid (13 characters with a correct check letter).",
-            );
-            None
-        }
-    });
+    let key_upn = r.upn_key("upn", false);
     let postcode = r.postcode("postcode", false, start);
     if let (Some(c), Some(s)) = (&child, start) {
         r.unique(
@@ -138,17 +127,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
     if !r.ok() {
         return false;
     }
-    let key_demo = match (r.get("family_name"), dob, &postcode) {
-        (Some(s), Some(d), Some(p)) => {
-            let s = checks::surname(s);
-            (!s.is_empty()).then(|| {
-                r.ctx
-                    .pseudonymiser
-                    .demographic(&s, &d.to_string(), &p.normalised)
-            })
-        }
-        _ => None,
-    };
+    let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
     let pc = postcode.as_ref();
     out.str(child.as_deref())
         .str(family.as_deref())

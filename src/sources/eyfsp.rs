@@ -9,7 +9,6 @@
 use chrono::NaiveDate;
 
 use super::{ColType, Field, KindState, Req, RowCheck, TableBuilder, field, pii};
-use crate::identity::checks;
 use crate::rules::Rule;
 
 /// The 17 ELG columns of the 2021 framework, in column order.
@@ -109,14 +108,7 @@ pub fn reception_cohort(start: i32) -> (NaiveDate, NaiveDate) {
 }
 
 pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindState) -> bool {
-    let upn = r.required("upn");
-    let key_upn = upn.and_then(|u| match checks::upn(u) {
-        Some(norm) => Some(r.ctx.pseudonymiser.upn(&norm)),
-        None => {
-            r.issue("upn", Rule::E013, "UPN is not valid (13 characters with a correct check letter): correct it in the school's MIS.");
-            None
-        }
-    });
+    let key_upn = r.upn_key("upn", true);
     let dob = r.date("date_of_birth", true);
     let dob = r.not_future("date_of_birth", dob);
     let postcode = r.postcode("postcode", true, None);
@@ -187,17 +179,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             .filter(|(elg, _)| r.ctx.has_code("eyfsp_gld", elg))
             .all(|(_, j)| *j == Some("expected"))
     });
-    let key_demo = match (r.get("family_name"), dob, &postcode) {
-        (Some(s), Some(d), Some(p)) => {
-            let s = checks::surname(s);
-            (!s.is_empty()).then(|| {
-                r.ctx
-                    .pseudonymiser
-                    .demographic(&s, &d.to_string(), &p.normalised)
-            })
-        }
-        _ => None,
-    };
+    let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
     let pc = postcode.as_ref();
     out.str(key_upn.as_deref())
         .str(key_demo.as_deref())

@@ -4,7 +4,6 @@
 
 use super::check::age_years;
 use super::{ColType, Field, KindState, Req, RowCheck, TableBuilder, field, pii};
-use crate::identity::checks;
 use crate::rules::Rule;
 
 /// The boolean target-group flags, in column order.
@@ -118,17 +117,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             "Child aged 5 or over at registration.",
         );
     }
-    let key_demo = match (surname, dob, &postcode) {
-        (Some(s), Some(d), Some(p)) if child => {
-            let s = checks::surname(s);
-            (!s.is_empty()).then(|| {
-                r.ctx
-                    .pseudonymiser
-                    .demographic(&s, &d.to_string(), &p.normalised)
-            })
-        }
-        _ => None,
-    };
+    let key_demo = r.demo_key(surname.filter(|_| child), dob, postcode.as_ref());
     let pc = postcode.as_ref();
     out.str(person.as_deref())
         .str(family.as_deref())

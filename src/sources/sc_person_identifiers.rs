@@ -4,8 +4,6 @@
 //! placing children in reach areas: nothing in it is stored in clear.
 
 use super::{ColType, Field, KindState, Req, RowCheck, TableBuilder, pii};
-use crate::identity::checks;
-use crate::rules::Rule;
 
 /// Canonical input fields.
 pub const FIELDS: &[Field] = &[
@@ -41,30 +39,14 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         r.unique(&mut st.seen, "la_child_id", k, "la_child_id");
     }
     let key_nhs = r.nhs_key("nhs_number", false);
-    let key_upn = r.get("upn").and_then(|u| match checks::upn(u) {
-        Some(norm) => Some(r.ctx.pseudonymiser.upn(&norm)),
-        None => {
-            r.issue("upn", Rule::E013, "UPN is not valid (13 characters with a correct check letter): correct it in the case-management system or leave it blank.");
-            None
-        }
-    });
+    let key_upn = r.upn_key("upn", false);
     let dob = r.date("date_of_birth", false);
     let dob = r.not_future("date_of_birth", dob);
     let postcode = r.postcode("postcode", false, None);
     if !r.ok() {
         return false;
     }
-    let key_demo = match (r.get("family_name"), dob, &postcode) {
-        (Some(s), Some(d), Some(p)) => {
-            let s = checks::surname(s);
-            (!s.is_empty()).then(|| {
-                r.ctx
-                    .pseudonymiser
-                    .demographic(&s, &d.to_string(), &p.normalised)
-            })
-        }
-        _ => None,
-    };
+    let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
     let pc = postcode.as_ref();
     out.str(la_key.as_deref())
         .str(key_nhs.as_deref())
