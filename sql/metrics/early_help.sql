@@ -79,40 +79,6 @@ events as (
     where not step_up
 ),
 
-population as (
-    select
-        pop.lsoa_code,
-        pop.population_0_4,
-        min(ra.centre_id) as reach_area,
-        min(lk.lad22cd) as la_code
-    from lsoa_population as pop
-    left join reach_areas as ra
-        on ra.lsoa_vintage = 2021 and ra.lsoa_code = pop.lsoa_code
-    left join lsoa_lookup as lk on lk.lsoa21cd = pop.lsoa_code
-    where pop.lsoa_vintage = 2021
-    group by pop.lsoa_code, pop.population_0_4
-),
-
-deployed_population as (
-    select *
-    from population
-    where la_code in (select la_code from population where reach_area is not null)
-),
-
-denominators as (
-    select 'deployment' as geography_type, 'ALL' as geography_code, sum(population_0_4) as people
-    from deployed_population
-    union all
-    select 'la', la_code, sum(population_0_4)
-    from deployed_population
-    group by la_code
-    union all
-    select 'reach_area', reach_area, sum(population_0_4)
-    from deployed_population
-    where reach_area is not null
-    group by reach_area
-),
-
 placed as (
     select
         g.geography_type,
@@ -169,6 +135,6 @@ select
     end as quality_flags
 from counted as c
 cross join latest_census as lc
-left join denominators as d
+left join stg_population_0_4 as d
     on d.geography_type = c.geography_type and d.geography_code = c.geography_code
 where c.metric_id <> 'SC-05' or d.people is not null

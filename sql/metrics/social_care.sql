@@ -152,42 +152,6 @@ events as (
         and r.date_of_birth + interval '5 years' > y.period_end
 ),
 
--- Children aged 0–4 in the ONS mid-year estimate, by LSOA, in the local authorities of the
--- deployment's reach areas.
-population as (
-    select
-        pop.lsoa_code,
-        pop.population_0_4,
-        min(ra.centre_id) as reach_area,
-        min(lk.lad22cd) as la_code
-    from lsoa_population as pop
-    left join reach_areas as ra
-        on ra.lsoa_vintage = 2021 and ra.lsoa_code = pop.lsoa_code
-    left join lsoa_lookup as lk on lk.lsoa21cd = pop.lsoa_code
-    where pop.lsoa_vintage = 2021
-    group by pop.lsoa_code, pop.population_0_4
-),
-
-deployed_population as (
-    select *
-    from population
-    where la_code in (select la_code from population where reach_area is not null)
-),
-
-denominators as (
-    select 'deployment' as geography_type, 'ALL' as geography_code, sum(population_0_4) as people
-    from deployed_population
-    union all
-    select 'la', la_code, sum(population_0_4)
-    from deployed_population
-    group by la_code
-    union all
-    select 'reach_area', reach_area, sum(population_0_4)
-    from deployed_population
-    where reach_area is not null
-    group by reach_area
-),
-
 placed as (
     select
         g.geography_type,
@@ -239,6 +203,6 @@ select
     cast(null as bigint) as comparison_denominator,
     case when c.geography_code = 'UNKNOWN' then 'approximate' else '' end as quality_flags
 from counted as c
-left join denominators as d
+left join stg_population_0_4 as d
     on d.geography_type = c.geography_type and d.geography_code = c.geography_code
 where c.metric_id in ('SC-02', 'SC-01U') or d.people is not null
