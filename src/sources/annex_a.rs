@@ -15,7 +15,7 @@ use arrow::array::RecordBatch;
 use calamine::{Data, Reader, Xlsx};
 use chrono::NaiveDate;
 
-use super::builder::{ColType, TableBuilder};
+use super::builder::{ColType, TableBuilder, Value};
 use super::{Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, TablesIngested};
 use crate::rules::{Rule, Severity};
 
@@ -351,12 +351,7 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> TablesIngested {
             if cell.errors.is_empty() {
                 let b = &mut builders[index];
                 for v in values {
-                    match v {
-                        Value::Str(s) => b.str(s.as_deref()),
-                        Value::Date(d) => b.date(d),
-                        Value::Bool(x) => b.bool(x),
-                        Value::Int(n) => b.int(n),
-                    };
+                    b.value(v);
                 }
                 b.str(Some(&file.source))
                     .str(Some(&file.sha256))
@@ -389,13 +384,6 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> TablesIngested {
             .map(|(l, b)| (l.name, b.finish()))
             .collect(),
     }
-}
-
-enum Value {
-    Str(Option<String>),
-    Date(Option<NaiveDate>),
-    Bool(Option<bool>),
-    Int(Option<i64>),
 }
 
 struct Cell<'a> {

@@ -56,6 +56,20 @@ enum Col {
     Float(Float64Builder),
 }
 
+/// One typed cell, for readers that check a whole record (or XML group) before writing any
+/// of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Text.
+    Str(Option<String>),
+    /// Date.
+    Date(Option<NaiveDate>),
+    /// Boolean.
+    Bool(Option<bool>),
+    /// Whole number.
+    Int(Option<i64>),
+}
+
 /// Appends rows column by column.
 pub struct TableBuilder {
     schema: SchemaRef,
@@ -143,6 +157,16 @@ impl TableBuilder {
             _ => panic!("column {} is not a float", self.next - 1),
         }
         self
+    }
+
+    /// Appends a held [`Value`] to its column.
+    pub fn value(&mut self, v: Value) -> &mut Self {
+        match v {
+            Value::Str(s) => self.str(s.as_deref()),
+            Value::Date(d) => self.date(d),
+            Value::Bool(b) => self.bool(b),
+            Value::Int(n) => self.int(n),
+        }
     }
 
     /// Closes the current row; every column must have been pushed.

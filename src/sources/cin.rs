@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use chrono::{Datelike, NaiveDate};
 
-use super::builder::{ColType, TableBuilder};
+use super::builder::{ColType, TableBuilder, Value};
 use super::xml::{self, Item, Node};
 use super::{Context, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, SeenKeys, key_hash};
 use crate::identity::checks;
@@ -503,24 +503,12 @@ struct EpisodeRows<'n> {
     rows: Vec<(&'static str, Vec<Value>, u64)>,
 }
 
-enum Value {
-    Str(Option<String>),
-    Date(Option<NaiveDate>),
-    Int(Option<i64>),
-    Bool(Option<bool>),
-}
-
 impl EpisodeRows<'_> {
     fn write(self, builders: &mut HashMap<&'static str, TableBuilder>, file: &FileMeta) {
         for (table, values, line) in self.rows {
             let b = builders.get_mut(table).expect("builder");
             for v in values {
-                match v {
-                    Value::Str(s) => b.str(s.as_deref()),
-                    Value::Date(d) => b.date(d),
-                    Value::Int(i) => b.int(i),
-                    Value::Bool(x) => b.bool(x),
-                };
+                b.value(v);
             }
             lineage(b, file, line);
         }

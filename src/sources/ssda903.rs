@@ -13,7 +13,7 @@
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 
-use super::builder::{ColType, TableBuilder};
+use super::builder::{ColType, TableBuilder, Value};
 use super::{Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, SeenKeys, key_hash};
 use crate::identity::checks;
 use crate::rules::{Rule, Severity};
@@ -401,12 +401,7 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> Ingested903 {
         }
         if row.errors.is_empty() {
             for v in values {
-                match v {
-                    Value::Str(s) => out.str(s.as_deref()),
-                    Value::Date(d) => out.date(d),
-                    Value::Bool(b) => out.bool(b),
-                    Value::Int(n) => out.int(n),
-                };
+                out.value(v);
             }
             out.str(Some(&file.source))
                 .str(Some(&file.sha256))
@@ -431,13 +426,6 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> Ingested903 {
         },
         table: Some((table, out.finish())),
     }
-}
-
-enum Value {
-    Str(Option<String>),
-    Date(Option<NaiveDate>),
-    Bool(Option<bool>),
-    Int(Option<i64>),
 }
 
 #[allow(clippy::too_many_arguments)]
