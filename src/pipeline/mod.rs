@@ -1108,10 +1108,10 @@ async fn link_children(
                 let Some(key) = opt_str(&own_col, i) else {
                     continue;
                 };
-                if table == "eyfsp" {
-                    eyfsp_sources.insert(src.value(i).to_string());
-                }
                 if seen.insert((sources::key_hash(src.value(i)), sources::key_hash(&key))) {
+                    if table == "eyfsp" {
+                        eyfsp_sources.insert(src.value(i).to_string());
+                    }
                     records.push(LinkRecord {
                         source: src.value(i).to_string(),
                         local: has_local.then(|| key.clone()),
