@@ -88,6 +88,48 @@ enum Command {
         #[arg(long, default_value = "12GiB")]
         memory_limit: String,
     },
+    /// Serve the lake read-only over the Postgres wire protocol (psql, DBeaver, Power BI, R, Python).
+    Server {
+        /// Lake location: a folder or an object-store URL.
+        #[arg(long, default_value = "./lake", env = "EARLYSTART_LAKE")]
+        lake: String,
+        /// Address to listen on (port 0 picks a free port and prints it).
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        listen: String,
+        /// File of hashed passwords (`earlystart hash-password NAME`); without it the user is
+        /// `analyst` with the password in EARLYSTART_SERVER_PASSWORD.
+        #[arg(long)]
+        passwords: Option<PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key, connections may use TLS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM, PKCS#8 or RSA).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Memory one query may hold before it spills, then fails.
+        #[arg(long, default_value = "512MiB")]
+        memory_limit: String,
+        /// Seconds before a query is cancelled (a client's statement_timeout may be shorter).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Queries that run at once; others wait for a slot.
+        #[arg(long, default_value_t = 4)]
+        max_queries: usize,
+        /// Connections held at once.
+        #[arg(long, default_value_t = 64)]
+        max_connections: usize,
+        /// Append an audit line (JSON) per statement to this file.
+        #[arg(long)]
+        audit_log: Option<PathBuf>,
+        /// Seconds between re-reads of the lake (0: never), so new nightly figures appear.
+        #[arg(long, default_value_t = 600)]
+        refresh: u64,
+    },
+    /// Print a password-file line for the server: reads the password from standard input.
+    HashPassword {
+        /// The user name.
+        name: String,
+    },
     /// Query the lake with read-only SQL: an interactive prompt, or -c / -f once.
     Sql {
         /// Lake location: a folder or an object-store URL.
@@ -283,6 +325,46 @@ pub fn run(cli: Cli) -> Result<i32> {
                 sql(&cli.project, &lake, command, file, format, output, limits).await
             }
             Command::Docs { check } => docs(&cli.project, check),
+            Command::Server {
+                lake,
+                listen,
+                passwords,
+                tls_cert,
+                tls_key,
+                memory_limit,
+                timeout,
+                max_queries,
+                max_connections,
+                audit_log,
+                refresh,
+            } => {
+                let opts = crate::server::ServerOptions {
+                    listen,
+                    limits: Limits {
+                        memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
+                        timeout: std::time::Duration::from_secs(timeout),
+                    },
+                    max_queries,
+                    max_connections,
+                    password_file: passwords,
+                    tls: tls_cert.zip(tls_key),
+                    audit_log,
+                    refresh: std::time::Duration::from_secs(refresh),
+                };
+                crate::server::serve(&cli.project, Lake::open(&lake)?, opts, shutdown_signal())
+                    .await?;
+                Ok(0)
+            }
+            Command::HashPassword { name } => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("cannot read the password from standard input")?;
+                let password = password.trim_end_matches(['\n', '\r']);
+                anyhow::ensure!(!password.is_empty(), "the password is empty");
+                println!("{}", crate::server::auth::hash_line(&name, password));
+                Ok(0)
+            }
             Command::Report {
                 name,
                 centre,
@@ -493,17 +575,22 @@ impl crate::schedule::Runner for ScheduledRunner {
     }
 }
 
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 async fn serve(project: &Path, lake: String, extracts: Option<PathBuf>) -> Result<i32> {
     let key = Pseudonymiser::from_env()?;
     let schedules = crate::schedule::load(project)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        shutdown_signal().await;
         tracing::info!("Shutdown requested: finishing the current run, if any, then stopping.");
         let _ = tx.send(true);
     });

@@ -32,5 +32,6 @@ pub mod reference;
 pub mod report;
 pub mod rules;
 pub mod schedule;
+pub mod server;
 pub mod sources;
 pub mod sqlshell;

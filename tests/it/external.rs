@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use earlystart::generate::{Scale, generate};
 
-fn enabled(test: &str) -> bool {
+pub(crate) fn enabled(test: &str) -> bool {
     let on = std::env::var_os("EARLYSTART_EXTERNAL_TESTS").is_some();
     if !on {
         eprintln!(

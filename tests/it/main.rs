@@ -12,6 +12,7 @@ mod metrics;
 mod reports;
 mod rules;
 mod schedule;
+mod server;
 mod social_care;
 mod sql;
 mod support;
