@@ -29,6 +29,37 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum BallistaRole {
+    /// The scheduler: plans stages and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on (port 0 picks a free port and prints it).
+        #[arg(long, default_value = "0.0.0.0:50050")]
+        bind: String,
+    },
+    /// An executor: runs tasks, serves shuffle data to the others.
+    Executor {
+        /// The scheduler's HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Host to bind and advertise (reachable by the scheduler and other executors).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Arrow Flight port (shuffle data and results).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// gRPC port (tasks).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: the machine's cores).
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Folder for shuffle files (default: a temporary folder).
+        #[arg(long)]
+        work_dir: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Generate a small synthetic county, run the nightly pipeline into a local lake and say what happened.
     Demo {
@@ -55,6 +86,9 @@ enum Command {
         /// Skip the pipeline's reports (render them later with `earlystart report`).
         #[arg(long)]
         no_reports: bool,
+        /// Where the SQL runs: `local`, or `ballista://HOST:PORT` (a Ballista scheduler).
+        #[arg(long, default_value = "local", env = "EARLYSTART_ENGINE")]
+        engine: crate::ballista::Engine,
     },
     /// Check every pipeline file and report all errors as file:line:col.
     Validate,
@@ -87,6 +121,14 @@ enum Command {
         /// Memory pool of the queries (an accounting ceiling: see Limits::metrics).
         #[arg(long, default_value = "12GiB")]
         memory_limit: String,
+        /// Where the SQL runs: `local`, or `ballista://HOST:PORT` (a Ballista scheduler).
+        #[arg(long, default_value = "local", env = "EARLYSTART_ENGINE")]
+        engine: crate::ballista::Engine,
+    },
+    /// Run a Ballista scheduler or executor (the cluster `--engine ballista://…` runs on).
+    Ballista {
+        #[command(subcommand)]
+        role: BallistaRole,
     },
     /// Serve the lake read-only over the Postgres wire protocol (psql, DBeaver, Power BI, R, Python).
     Server {
@@ -153,6 +195,9 @@ enum Command {
         /// Seconds before a query is cancelled.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Where the SQL runs: `local`, or `ballista://HOST:PORT` (a Ballista scheduler).
+        #[arg(long, default_value = "local", env = "EARLYSTART_ENGINE")]
+        engine: crate::ballista::Engine,
     },
     /// Render reports from the lake: HTML, and PDF when Chromium is installed.
     Report {
@@ -252,7 +297,13 @@ pub fn init_tracing(json: bool) {
 
 /// Runs a parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let rt = tokio::runtime::Runtime::new()?;
+    // Planning and (de)serialising a deep metric query recurses once per plan node: Ballista's
+    // scheduler overflowed tokio's default 2 MiB worker stack on the catalogue's staging
+    // models. 16 MiB per worker costs nothing until it is touched.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 << 20)
+        .build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Demo { dir } => demo(&cli.project, &dir).await,
@@ -263,6 +314,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 as_at,
                 no_metrics,
                 no_reports,
+                engine,
             } => {
                 let key = Pseudonymiser::from_env()?;
                 let run = PipelineRun {
@@ -271,6 +323,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     trigger: "cli",
                     metrics: !no_metrics,
                     reports: !no_reports,
+                    engine,
                 };
                 run_pipeline(&cli.project, &pipeline, &lake, key, run).await
             }
@@ -296,10 +349,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 select,
                 force,
                 memory_limit,
+                engine,
             } => {
                 let opts = MetricOptions {
                     select,
                     force,
+                    engine,
                     limits: Limits {
                         memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
                         ..Limits::metrics()
@@ -317,14 +372,54 @@ pub fn run(cli: Cli) -> Result<i32> {
                 output,
                 memory_limit,
                 timeout,
+                engine,
             } => {
                 let limits = Limits {
                     memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
                     timeout: std::time::Duration::from_secs(timeout),
                 };
-                sql(&cli.project, &lake, command, file, format, output, limits).await
+                let script = SqlScript {
+                    command,
+                    file,
+                    format,
+                    output,
+                };
+                sql(&cli.project, &lake, script, limits, &engine).await
             }
             Command::Docs { check } => docs(&cli.project, check),
+            Command::Ballista { role } => {
+                let confidence = crate::metrics::params::MetricParams::load(
+                    &cli.project.join("sql/metrics.toml"),
+                )?
+                .stats
+                .confidence;
+                match role {
+                    BallistaRole::Scheduler { bind } => {
+                        crate::ballista::scheduler(&bind, confidence).await?
+                    }
+                    BallistaRole::Executor {
+                        scheduler,
+                        host,
+                        port,
+                        grpc_port,
+                        concurrent_tasks,
+                        work_dir,
+                    } => {
+                        let opts = crate::ballista::ExecutorOptions {
+                            scheduler,
+                            host,
+                            port,
+                            grpc_port,
+                            concurrent_tasks: concurrent_tasks.unwrap_or_else(|| {
+                                std::thread::available_parallelism().map_or(2, |n| n.get())
+                            }),
+                            work_dir,
+                        };
+                        crate::ballista::executor(opts, confidence).await?
+                    }
+                }
+                Ok(0)
+            }
             Command::Server {
                 lake,
                 listen,
@@ -420,6 +515,8 @@ pub struct PipelineRun<'a> {
     pub metrics: bool,
     /// Whether to render the pipeline's reports after the models.
     pub reports: bool,
+    /// Where the pipeline's SQL runs.
+    pub engine: crate::ballista::Engine,
 }
 
 /// Runs one pipeline and prints its summary; returns the exit code.
@@ -493,6 +590,7 @@ pub async fn run_pipeline(
     if run.metrics && !pipeline.sql.is_empty() {
         let metrics = MetricOptions {
             select: pipeline.sql.clone(),
+            engine: run.engine.clone(),
             ..MetricOptions::default()
         };
         let step = std::time::Instant::now();
@@ -570,6 +668,7 @@ impl crate::schedule::Runner for ScheduledRunner {
                 trigger: "schedule",
                 metrics: true,
                 reports: true,
+                engine: crate::ballista::Engine::Local,
             },
         ))
     }
@@ -658,18 +757,30 @@ pub async fn run_metrics(
     Ok(line)
 }
 
-async fn sql(
-    project: &Path,
-    lake: &str,
+/// What `earlystart sql` runs and where it writes.
+struct SqlScript {
     command: Option<String>,
     file: Option<PathBuf>,
     format: crate::sqlshell::Format,
     output: Option<PathBuf>,
+}
+
+async fn sql(
+    project: &Path,
+    lake: &str,
+    script: SqlScript,
     limits: Limits,
+    engine: &crate::ballista::Engine,
 ) -> Result<i32> {
+    let SqlScript {
+        command,
+        file,
+        format,
+        output,
+    } = script;
     let lake = Lake::open(lake)?;
     let params = crate::metrics::params::MetricParams::load(&project.join("sql/metrics.toml"))?;
-    let session = LakeSession::open(&lake, limits, params.stats.confidence).await?;
+    let session = LakeSession::open_on(&lake, limits, params.stats.confidence, engine).await?;
     let script = match (command, &file) {
         (Some(c), _) => Some((c, "-c".to_string())),
         (None, Some(f)) => Some((
@@ -695,6 +806,7 @@ async fn sql(
             crate::sqlshell::repl(&session, &docs, history).await?;
         }
     }
+    session.close().await?;
     Ok(0)
 }
 
@@ -758,6 +870,7 @@ async fn demo(project: &Path, dir: &Path) -> Result<i32> {
             trigger: "demo",
             metrics: true,
             reports: true,
+            engine: crate::ballista::Engine::Local,
         },
     )
     .await?;

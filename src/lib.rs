@@ -18,6 +18,7 @@
 //! [`notify`] look after unattended runs; [`generate`] writes synthetic extracts; [`cli`] is
 //! the command line.
 
+pub mod ballista;
 pub mod bench;
 pub mod cli;
 pub mod config;

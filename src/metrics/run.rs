@@ -12,13 +12,13 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
 use tracing::info;
 
 use super::catalogue::Catalogue;
 use super::params::MetricParams;
 use super::project::{ColumnTest, Model, Project};
 use super::session::{LakeSession, Limits, METRICS};
+use crate::ballista::Engine;
 use crate::lake::Lake;
 use crate::reference::sha256_hex;
 
@@ -44,6 +44,8 @@ pub struct MetricOptions {
     pub limits: Limits,
     /// Recompute even when the inputs are unchanged.
     pub force: bool,
+    /// Where the queries run (in process, or a Ballista cluster).
+    pub engine: Engine,
 }
 
 impl Default for MetricOptions {
@@ -52,6 +54,7 @@ impl Default for MetricOptions {
             select: Vec::new(),
             limits: Limits::metrics(),
             force: false,
+            engine: Engine::Local,
         }
     }
 }
@@ -61,8 +64,25 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
     let sql_dir = project.join("sql");
     let params = MetricParams::load(&sql_dir.join("metrics.toml"))?;
     let catalogue = Catalogue::load(&sql_dir.join("catalogue.toml"))?;
-    let session = LakeSession::open(lake, opts.limits, params.stats.confidence).await?;
-    let full = Project::load(&sql_dir, &session.ctx)?;
+    let session =
+        LakeSession::open_on(lake, opts.limits, params.stats.confidence, &opts.engine).await?;
+    let result = build(lake, &session, &sql_dir, params, catalogue, opts).await;
+    // A distributed session wrote scratch tables to the lake: remove them either way.
+    let closed = session.close().await;
+    let out = result?;
+    closed.context("cannot remove the run's scratch tables from the lake")?;
+    Ok(out)
+}
+
+async fn build(
+    lake: &Lake,
+    session: &LakeSession,
+    sql_dir: &Path,
+    params: MetricParams,
+    catalogue: Catalogue,
+    opts: &MetricOptions,
+) -> Result<MetricRun> {
+    let full = Project::load(sql_dir, &session.ctx)?;
     let models = select(&full, &opts.select)?;
 
     // Inputs the project provides itself, not read from the lake.
@@ -71,7 +91,9 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
     provided.insert("metric_catalogue", catalogue.to_batch());
     provided.insert("metric_run", run_table(&"0".repeat(64)));
     for (name, batch) in &provided {
-        replace_table(&session, name, batch.schema(), vec![batch.clone()])?;
+        session
+            .put_table(name, batch.schema(), vec![batch.clone()])
+            .await?;
     }
     check_inputs(&session, &models, &provided)?;
 
@@ -79,12 +101,9 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
     let app_id = format!("earlystart/metrics/{run_key}");
     // The run id is not part of the key: the same inputs give the same figures.
     let run_batch = run_table(&run_key);
-    replace_table(
-        &session,
-        "metric_run",
-        run_batch.schema(),
-        vec![run_batch.clone()],
-    )?;
+    session
+        .put_table("metric_run", run_batch.schema(), vec![run_batch.clone()])
+        .await?;
     provided.insert("metric_run", run_batch);
     if !opts.force
         && lake
@@ -118,7 +137,9 @@ pub async fn run(lake: &Lake, project: &Path, opts: &MetricOptions) -> Result<Me
         // The executed plan's schema can differ from the logical one in nullability.
         let schema = batches.first().map_or(schema, RecordBatch::schema);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        replace_table(&session, &m.name, schema.clone(), batches.clone())?;
+        session
+            .put_table(&m.name, schema.clone(), batches.clone())
+            .await?;
         out.tests_run += test_model(&session, m).await?;
         let secs = started.elapsed().as_secs_f64();
         info!(model = %m.name, rows, secs = format!("{secs:.2}"), step = format!("{}/{}", i + 1, models.len()), "model built");
@@ -273,17 +294,6 @@ fn batch_digest(batch: &RecordBatch) -> String {
     sha256_hex(text.as_bytes())
 }
 
-fn replace_table(
-    session: &LakeSession,
-    name: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<()> {
-    let _ = session.ctx.deregister_table(name)?;
-    let table = MemTable::try_new(schema, vec![compact(batches)?])?;
-    session.ctx.register_table(name, Arc::new(table))?;
-    Ok(())
-}
 
 /// Runs a model's sidecar tests; returns how many ran. Any failure is an error naming the
 /// model, column, test and a few offending values.
@@ -426,21 +436,3 @@ fn first_column_values(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
-/// Copies batches into chunks that own their buffers. A query's output batches are often
-/// slices of larger shared buffers, and each slice reports the whole buffer to the memory
-/// pool; read back by the next model, a sort over them then looked many times its real
-/// size and failed instead of spilling.
-fn compact(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-    const CHUNK: usize = 8192;
-    let mut out = Vec::new();
-    for b in batches {
-        let mut offset = 0;
-        while offset < b.num_rows() {
-            let len = CHUNK.min(b.num_rows() - offset);
-            let slice = b.slice(offset, len);
-            out.push(arrow::compute::concat_batches(&slice.schema(), [&slice])?);
-            offset += len;
-        }
-    }
-    Ok(out)
-}

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -16,6 +18,8 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use object_store::path::Path as ObjectPath;
 
+use super::distributed::Scratch;
+use crate::ballista::Engine;
 use crate::lake::Lake;
 
 /// Lake areas whose tables a session sees, in precedence order (a curated table shadows an
@@ -74,12 +78,25 @@ pub struct LakeSession {
     /// The tables registered from the lake.
     pub tables: Vec<TableEntry>,
     limits: Limits,
+    /// Where tables made by a distributed session go (`None` in process).
+    scratch: Option<Scratch>,
 }
 
 impl LakeSession {
     /// Opens a session with every table of the lake registered. `confidence` sets the level
     /// of the interval UDFs.
     pub async fn open(lake: &Lake, limits: Limits, confidence: f64) -> Result<Self> {
+        Self::open_on(lake, limits, confidence, &Engine::Local).await
+    }
+
+    /// Opens a session whose queries run on `engine`: in process, or on a Ballista cluster
+    /// (then the lake's tables are registered as their Parquet files, see [`super::distributed`]).
+    pub async fn open_on(
+        lake: &Lake,
+        limits: Limits,
+        confidence: f64,
+        engine: &Engine,
+    ) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new()
             // Greedy, not fair: a metric plan has hundreds of small spillable operators, and
             // a fair share of the pool each would be too small for any of them.
@@ -99,13 +116,28 @@ impl LakeSession {
         options.execution.sort_spill_reservation_bytes = 64 << 20;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         super::stats::register_udfs(&ctx, confidence);
+        let (ctx, scratch) = match engine {
+            Engine::Local => (ctx, None),
+            Engine::Ballista(addr) => {
+                let remote = crate::ballista::remote_context(addr, ctx.state()).await?;
+                // Ballista's upgrade of the state keeps the built-in functions only.
+                super::stats::register_udfs(&remote, confidence);
+                (remote, Some(Scratch::new(lake)))
+            }
+        };
         let mut tables: Vec<TableEntry> = Vec::new();
         for area in AREAS {
             for name in list_tables(lake, area).await? {
                 if tables.iter().any(|t| t.name == name) {
                     continue;
                 }
-                if let Some(version) = lake.register(&ctx, area, &name, &name).await? {
+                let registered = match &scratch {
+                    None => lake.register(&ctx, area, &name, &name).await?,
+                    Some(s) => super::distributed::register_files(lake, &ctx, s, area, &name)
+                        .await
+                        .with_context(|| format!("cannot register {area}/{name} for Ballista"))?,
+                };
+                if let Some(version) = registered {
                     tables.push(TableEntry {
                         name,
                         area: area.to_string(),
@@ -122,11 +154,8 @@ impl LakeSession {
                 if tables.iter().any(|t| t.name == name) {
                     continue;
                 }
-                let empty = datafusion::datasource::MemTable::try_new(
-                    kind.table_schema(name),
-                    vec![vec![]],
-                )?;
-                ctx.register_table(name, Arc::new(empty))?;
+                put_table(&ctx, scratch.as_ref(), name, kind.table_schema(name), vec![])
+                    .await?;
                 tables.push(TableEntry {
                     name: name.to_string(),
                     area: "absent".to_string(),
@@ -138,7 +167,27 @@ impl LakeSession {
             ctx,
             tables,
             limits,
+            scratch,
         })
+    }
+
+    /// Registers batches as table `name` (replacing one of that name): in memory in
+    /// process, as Parquet in the lake's scratch folder on a distributed engine.
+    pub async fn put_table(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        put_table(&self.ctx, self.scratch.as_ref(), name, schema, batches).await
+    }
+
+    /// Removes what the session wrote to the lake's scratch folder, if anything.
+    pub async fn close(self) -> Result<()> {
+        match self.scratch {
+            Some(s) => s.remove().await,
+            None => Ok(()),
+        }
     }
 
     /// Plans a statement read-only: no DDL, DML, COPY or SET, and no URL tables.
@@ -173,6 +222,43 @@ impl LakeSession {
             ),
         }
     }
+}
+
+async fn put_table(
+    ctx: &SessionContext,
+    scratch: Option<&Scratch>,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<()> {
+    match scratch {
+        Some(s) => s.put_table(ctx, name, schema, &batches).await,
+        None => {
+            let _ = ctx.deregister_table(name)?;
+            let table = MemTable::try_new(schema, vec![compact(batches)?])?;
+            ctx.register_table(name, Arc::new(table))?;
+            Ok(())
+        }
+    }
+}
+
+/// Copies batches into chunks that own their buffers. A query's output batches are often
+/// slices of larger shared buffers, and each slice reports the whole buffer to the memory
+/// pool; read back by the next model, a sort over them then looked many times its real
+/// size and failed instead of spilling.
+fn compact(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    const CHUNK: usize = 8192;
+    let mut out = Vec::new();
+    for b in batches {
+        let mut offset = 0;
+        while offset < b.num_rows() {
+            let len = CHUNK.min(b.num_rows() - offset);
+            let slice = b.slice(offset, len);
+            out.push(arrow::compute::concat_batches(&slice.schema(), [&slice])?);
+            offset += len;
+        }
+    }
+    Ok(out)
 }
 
 /// The Delta tables directly under a lake area.

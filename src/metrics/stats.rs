@@ -110,8 +110,16 @@ pub fn comparison(lower: Option<f64>, upper: Option<f64>, comparator: Option<f64
 /// (limits on a count), `newcombe_lower(x1, n1, x2, n2)`, `newcombe_upper(…)`,
 /// `mean_lower(n, sum, sum_sq)`, `mean_upper(…)`.
 pub fn register_udfs(ctx: &SessionContext, confidence: f64) {
+    for u in udfs(confidence) {
+        ctx.register_udf(u);
+    }
+}
+
+/// The statistics UDFs at a confidence level (see [`register_udfs`]). Ballista's scheduler
+/// and executors register the same list, since a distributed plan names them.
+pub fn udfs(confidence: f64) -> Vec<ScalarUDF> {
     let z = z_for(confidence);
-    let udfs: Vec<ScalarUDF> = vec![
+    vec![
         float_udf("wilson_lower", 2, move |a| {
             wilson(a[0], a[1], z).map(|i| i.0)
         }),
@@ -136,10 +144,7 @@ pub fn register_udfs(ctx: &SessionContext, confidence: f64) {
         float_udf("mean_upper", 3, move |a| {
             mean_interval(a[0], a[1], a[2], z).map(|i| i.1)
         }),
-    ];
-    for u in udfs {
-        ctx.register_udf(u);
-    }
+    ]
 }
 
 /// A row-wise UDF over `arity` float arguments; null in, null out.
