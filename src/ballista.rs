@@ -29,19 +29,19 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
-use datafusion::execution::{FunctionRegistry as _, SessionState, SessionStateBuilder};
-use datafusion::execution::TaskContext;
 use datafusion::common::tree_node::{Transformed, TreeNode as _};
 use datafusion::config::ConfigOptions;
+use datafusion::execution::TaskContext;
+use datafusion::execution::{FunctionRegistry as _, SessionState, SessionStateBuilder};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
-use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tracing::info;
@@ -102,9 +102,9 @@ pub async fn remote_context(addr: &str, state: SessionState) -> Result<SessionCo
         std::env::var("EARLYSTART_BALLISTA_SETTINGS").unwrap_or_default()
     );
     for setting in settings.split(';').filter(|s| !s.trim().is_empty()) {
-        let (key, value) = setting
-            .split_once('=')
-            .with_context(|| format!("EARLYSTART_BALLISTA_SETTINGS: {setting:?} is not key=value"))?;
+        let (key, value) = setting.split_once('=').with_context(|| {
+            format!("EARLYSTART_BALLISTA_SETTINGS: {setting:?} is not key=value")
+        })?;
         ctx.sql(&format!("SET {} = '{}'", key.trim(), value.trim()))
             .await
             .with_context(|| format!("cannot set {key}"))?;
@@ -183,10 +183,12 @@ pub async fn executor(opts: ExecutorOptions, confidence: f64) -> Result<()> {
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
         .with_context(|| format!("--scheduler {:?}: expected HOST:PORT", opts.scheduler))?;
-    let registry = BallistaFunctionRegistry::from(&state_with_udfs(
-        SessionConfig::new(),
-        confidence,
-    ));
+    if let Some(dir) = &opts.work_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the executor's work folder {dir}"))?;
+    }
+    let registry =
+        BallistaFunctionRegistry::from(&state_with_udfs(SessionConfig::new(), confidence));
     let config = ExecutorProcessConfig {
         bind_host: opts.host.clone(),
         external_host: Some(opts.host.clone()),

@@ -89,7 +89,9 @@ for name in sys.argv[3:]:
 
 /// Generates (once) and ingests a synthetic area, then converts the same CSVs with DuckDB.
 pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) -> Result<i32> {
-    const STAGES: &[&str] = &["ingest", "social", "linkage", "metrics", "reports"];
+    const STAGES: &[&str] = &[
+        "ingest", "social", "linkage", "metrics", "ballista", "reports",
+    ];
     if let Some(s) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
         bail!("unknown bench stage {s:?}: choose from {STAGES:?}");
     }
@@ -128,7 +130,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
     if stage("linkage") {
         linkage(project, &extracts, dir)?;
     }
-    if stage("metrics") {
+    if stage("metrics") || stage("ballista") {
         // The catalogue reads the social care and education tables too: load those files
         // (the centre and health ones are already in, I001) before timing it.
         let status = Command::new(std::env::current_exe()?)
@@ -153,7 +155,12 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
         if !matches!(status.code(), Some(0 | 1)) {
             bail!("loading the social care extracts before the metric benchmark failed: {status}");
         }
-        metrics(project, &lake, has_duckdb, RUNS)?;
+        if stage("metrics") {
+            metrics(project, &lake, has_duckdb, RUNS)?;
+        }
+        if stage("ballista") {
+            ballista(project, &lake, dir)?;
+        }
     }
     if stage("reports") {
         reports(project, &lake)?;
@@ -634,6 +641,147 @@ fn metrics(project: &Path, lake: &Path, has_duckdb: bool, runs: usize) -> Result
         );
     }
     Ok(())
+}
+
+/// The metric catalogue in process and on Ballista clusters of 1, 2 and 4 executors (each
+/// its own process on this machine, two task slots each), with the wall time, the client's
+/// peak RSS, the executors' peak RSS and whether every metric value equals the local run's.
+fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let base = || {
+        let mut c = Command::new(&exe);
+        c.args(["--project", &project.to_string_lossy()]);
+        c.env("RUST_LOG", "error");
+        c
+    };
+    let run_metrics = |engine: &str| -> Result<(Measured, String)> {
+        let m = measure(
+            base()
+                .args(["metrics", "--force", "--engine", engine])
+                .arg("--lake")
+                .arg(lake),
+        )?;
+        let values = base()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(lake)
+            .args(["-c", METRIC_VALUES_SORTED])
+            .output()?;
+        anyhow::ensure!(values.status.success(), "cannot read metric_values");
+        Ok((m, crate::reference::sha256_hex(&values.stdout)))
+    };
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "engine",
+        "executors",
+        "wall s",
+        "client peak RSS MiB",
+        "executor peak RSS MiB (max / sum)",
+        "same values as local",
+    ]);
+    let (local, local_digest) = run_metrics("local")?;
+    t.add_row(vec![
+        "local (in process)".to_string(),
+        "-".to_string(),
+        format!("{:.2}", local.wall_s),
+        format!("{:.0}", local.peak_rss_mib),
+        "-".to_string(),
+        "-".to_string(),
+    ]);
+    for executors in [1usize, 2, 4] {
+        let cluster = BenchCluster::start(&exe, project, executors, &dir.join("ballista"))?;
+        let (m, digest) = run_metrics(&format!("ballista://{}", cluster.address))?;
+        let rss = cluster.executor_peak_rss_mib();
+        drop(cluster);
+        t.add_row(vec![
+            "Ballista 55".to_string(),
+            executors.to_string(),
+            format!("{:.2}", m.wall_s),
+            format!("{:.0}", m.peak_rss_mib),
+            format!(
+                "{:.0} / {:.0}",
+                rss.iter().copied().fold(0.0, f64::max),
+                rss.iter().sum::<f64>()
+            ),
+            if digest == local_digest { "yes" } else { "NO" }.to_string(),
+        ]);
+    }
+    println!("\nMetric catalogue, in process and on Ballista (one run each)\n{t}");
+    Ok(())
+}
+
+const METRIC_VALUES_SORTED: &str = "select metric_id, period_type, period_end, geography_type, \
+    coalesce(geography_code, '') as g, breakdown_type, coalesce(breakdown_value, '') as b, \
+    numerator, denominator, round(value, 9) as v, round(lower_95, 9) as l, \
+    round(upper_95, 9) as u, comparison from metric_values order by 1, 2, 3, 4, 5, 6, 7";
+
+/// A Ballista scheduler and executors started from this binary, killed when dropped.
+struct BenchCluster {
+    address: String,
+    scheduler: std::process::Child,
+    executors: Vec<std::process::Child>,
+}
+
+impl BenchCluster {
+    fn start(exe: &Path, project: &Path, executors: usize, work: &Path) -> Result<Self> {
+        use std::io::BufRead as _;
+        let mut scheduler = Command::new(exe)
+            .args(["--project", &project.to_string_lossy()])
+            .args(["ballista", "scheduler", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(scheduler.stdout.take().context("scheduler stdout")?)
+            .read_line(&mut line)?;
+        let address = line.trim().trim_start_matches("listening on ").to_string();
+        let mut cluster = Self {
+            address,
+            scheduler,
+            executors: Vec::new(),
+        };
+        for i in 0..executors {
+            let port = |offset: u16| (51000 + 2 * i as u16 + offset).to_string();
+            cluster.executors.push(
+                Command::new(exe)
+                    .args(["--project", &project.to_string_lossy()])
+                    .args(["ballista", "executor", "--scheduler", &cluster.address])
+                    .args(["--port", &port(0), "--grpc-port", &port(1)])
+                    .args(["--concurrent-tasks", "2", "--work-dir"])
+                    .arg(work.join(format!("executor{i}")))
+                    .env("RUST_LOG", "error")
+                    .spawn()?,
+            );
+        }
+        // Executors register on start; give them a moment before the first job.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        Ok(cluster)
+    }
+
+    /// Peak RSS of each executor so far (VmHWM), in MiB.
+    fn executor_peak_rss_mib(&self) -> Vec<f64> {
+        self.executors
+            .iter()
+            .map(|c| {
+                std::fs::read_to_string(format!("/proc/{}/status", c.id()))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmHWM:"))
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                    })
+                    .map_or(0.0, |kib| kib / 1024.0)
+            })
+            .collect()
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        for c in self.executors.iter_mut().chain([&mut self.scheduler]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 fn duckdb_json(cmd: &mut Command) -> Result<serde_json::Value> {

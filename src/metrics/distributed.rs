@@ -113,11 +113,7 @@ pub async fn register_files(
     };
     let version = table.version().map_or(-1, |v| v as i64);
     let schema = table.table_provider().await?.schema();
-    let partition_columns: Vec<String> = table
-        .snapshot()?
-        .metadata()
-        .partition_columns()
-        .to_vec();
+    let partition_columns: Vec<String> = table.snapshot()?.metadata().partition_columns().to_vec();
     // Files grouped by their partition values, in a stable order.
     let mut groups: BTreeMap<Vec<Option<String>>, Vec<String>> = BTreeMap::new();
     for uri in table.get_file_uris()? {

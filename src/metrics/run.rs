@@ -294,7 +294,6 @@ fn batch_digest(batch: &RecordBatch) -> String {
     sha256_hex(text.as_bytes())
 }
 
-
 /// Runs a model's sidecar tests; returns how many ran. Any failure is an error naming the
 /// model, column, test and a few offending values.
 async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
@@ -435,4 +434,3 @@ fn first_column_values(batches: &[RecordBatch]) -> Vec<String> {
     }
     out
 }
-

@@ -154,8 +154,14 @@ impl LakeSession {
                 if tables.iter().any(|t| t.name == name) {
                     continue;
                 }
-                put_table(&ctx, scratch.as_ref(), name, kind.table_schema(name), vec![])
-                    .await?;
+                put_table(
+                    &ctx,
+                    scratch.as_ref(),
+                    name,
+                    kind.table_schema(name),
+                    vec![],
+                )
+                .await?;
                 tables.push(TableEntry {
                     name: name.to_string(),
                     area: "absent".to_string(),

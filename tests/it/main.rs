@@ -1,5 +1,6 @@
 //! The one integration-test binary (matklad's layout): one module per area.
 
+mod ballista;
 mod cli;
 mod config;
 mod crash;
