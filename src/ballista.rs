@@ -98,7 +98,8 @@ pub async fn remote_context(addr: &str, state: SessionState) -> Result<SessionCo
     // so the classic stage planner is used. EARLYSTART_BALLISTA_SETTINGS (`key=value;…`)
     // can override this and set any other Ballista or DataFusion option.
     let settings = format!(
-        "ballista.planner.adaptive.enabled=false;{}",
+        "ballista.planner.adaptive.enabled=false;\
+         ballista.client.grpc_max_message_size={MAX_MESSAGE_BYTES};{}",
         std::env::var("EARLYSTART_BALLISTA_SETTINGS").unwrap_or_default()
     );
     for setting in settings.split(';').filter(|s| !s.trim().is_empty()) {
@@ -111,6 +112,9 @@ pub async fn remote_context(addr: &str, state: SessionState) -> Result<SessionCo
     }
     Ok(ctx)
 }
+
+/// Largest gRPC/Flight message between client, scheduler and executors (1 GiB).
+const MAX_MESSAGE_BYTES: u32 = 1 << 30;
 
 /// A session state with DataFusion's defaults and the statistics UDFs: what the scheduler
 /// decodes plans with and what executors resolve function names against.
@@ -199,6 +203,10 @@ pub async fn executor(opts: ExecutorOptions, confidence: f64) -> Result<()> {
         scheduler_connect_timeout_seconds: 30,
         vcores: opts.concurrent_tasks.max(1),
         work_dir: opts.work_dir.clone(),
+        // Results and shuffle blocks travel as Flight messages; at county scale one model's
+        // result batch was 69 MB, over Ballista's 16 MiB default, and the job failed.
+        grpc_max_encoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_max_decoding_message_size: MAX_MESSAGE_BYTES,
         // Report within seconds, so a scheduler started moments before sees it at once.
         executor_heartbeat_interval_seconds: 5,
         override_function_registry: Some(Arc::new(registry)),

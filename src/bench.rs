@@ -679,6 +679,10 @@ fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
         "same values as local",
     ]);
     let (local, local_digest) = run_metrics("local")?;
+    eprintln!(
+        "local: {:.2} s, peak RSS {:.0} MiB",
+        local.wall_s, local.peak_rss_mib
+    );
     t.add_row(vec![
         "local (in process)".to_string(),
         "-".to_string(),
@@ -692,6 +696,10 @@ fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
         let (m, digest) = run_metrics(&format!("ballista://{}", cluster.address))?;
         let rss = cluster.executor_peak_rss_mib();
         drop(cluster);
+        eprintln!(
+            "Ballista, {executors} executor(s): {:.2} s, client {:.0} MiB, executors {rss:.0?} MiB",
+            m.wall_s, m.peak_rss_mib
+        );
         t.add_row(vec![
             "Ballista 55".to_string(),
             executors.to_string(),
@@ -717,6 +725,8 @@ const METRIC_VALUES_SORTED: &str = "select metric_id, period_type, period_end, g
 /// A Ballista scheduler and executors started from this binary, killed when dropped.
 struct BenchCluster {
     address: String,
+    /// Shuffle files of the executors, removed with the cluster (they can be tens of GB).
+    work: std::path::PathBuf,
     scheduler: std::process::Child,
     executors: Vec<std::process::Child>,
 }
@@ -736,6 +746,7 @@ impl BenchCluster {
         let address = line.trim().trim_start_matches("listening on ").to_string();
         let mut cluster = Self {
             address,
+            work: work.to_path_buf(),
             scheduler,
             executors: Vec::new(),
         };
@@ -781,6 +792,7 @@ impl Drop for BenchCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.work);
     }
 }
 
