@@ -23,6 +23,8 @@ rows_in as (
     union all
     select * from data_quality
     union all
+    select * from overlap
+    union all
     select * from value_for_money
 ),
 

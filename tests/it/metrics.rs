@@ -239,6 +239,11 @@ fn child_nhs(i: usize) -> String {
     nhs(999_100_000 + (i as u32) * 7)
 }
 
+/// NHS number of WE7's child W`k`.
+fn we7_nhs(k: usize) -> String {
+    nhs(999_200_000 + (k as u32) * 7)
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
@@ -345,6 +350,49 @@ fn write_world(dir: &Path) {
         writeln!(hv, "H{j:04},{},NBV,{date},{f2f},,universal", child_nhs(i)).unwrap();
     }
 
+    // WE7: six families FW1–FW6 in targeted activity (ACT2) at centre R4 in 2024-25, each with
+    // one registered child W1–W6 born in 2018 (five or over throughout, so no under-five
+    // measure of the world changes). Social care: FW1 (a CIN referral, census child S1) and
+    // FW2 (looked after, 903 child S2), both linked by the side file's NHS numbers; early
+    // help: FW2 (open) and FW3 (closed in May 2024); health visiting additional support: FW4
+    // (a universal_plus contact); FW5's only contact is universal; FW6 nothing. FW1's parent
+    // attends, not the child.
+    writeln!(
+        regs,
+        "PW1M,FW1,R4,parent,,MARY,CHILDW1,1990-01-01,female,XQ1 4DD,WBRI,2022-01-01,n,n,n,n,n,n,"
+    )
+    .unwrap();
+    for k in 1..=6 {
+        writeln!(
+            regs,
+            "PW{k},FW{k},R4,child,{},ANNA,CHILDW{k},2018-0{k}-01,female,XQ1 4DD,WBRI,2022-01-01,n,n,n,n,n,n,",
+            we7_nhs(k)
+        )
+        .unwrap();
+        n += 1;
+        let person = if k == 1 {
+            "PW1M".to_string()
+        } else {
+            format!("PW{k}")
+        };
+        writeln!(att, "A{n:05},{person},FW{k},R4,ACT2,centre,2024-10-1{k},90").unwrap();
+    }
+    for k in [4, 5] {
+        writeln!(
+            chis,
+            "{},LW{k:03},ANNA,CHILDW{k},2018-0{k}-01,female,XQ1 4DD,X00001,2018-0{k}-01,",
+            we7_nhs(k)
+        )
+        .unwrap();
+    }
+    writeln!(
+        hv,
+        "H9004,{},OTHER,2024-11-04,true,,universal_plus",
+        we7_nhs(4)
+    )
+    .unwrap();
+    writeln!(hv, "H9005,{},OTHER,2024-11-05,true,,universal", we7_nhs(5)).unwrap();
+
     write(dir, "chis.csv", &chis);
     write(dir, "registrations.csv", &regs);
     write(dir, "attendances.csv", &att);
@@ -406,6 +454,7 @@ fn write_world(dir: &Path) {
         child("R4", "<ExpectedPersonBirthDate>2025-05-01</ExpectedPersonBirthDate>", "<CINdetails><CINreferralDate>2025-02-01</CINreferralDate></CINdetails>"),
         child("R5", born, "<CINdetails><CINreferralDate>2024-03-10</CINreferralDate><CINclosureDate>2024-03-20</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
         child("R7", "<PersonBirthDate>2019-01-01</PersonBirthDate>", "<CINdetails><CINreferralDate>2025-01-05</CINreferralDate><CINclosureDate>2025-01-20</CINclosureDate><ReasonForClosure>RC8</ReasonForClosure></CINdetails>"),
+        child("S1", "<PersonBirthDate>2018-01-01</PersonBirthDate>", "<CINdetails><CINreferralDate>2024-06-01</CINreferralDate></CINdetails>"),
     ]
     .concat();
     write(
@@ -421,32 +470,45 @@ fn write_world(dir: &Path) {
     write(
         dir,
         "early_help_episodes.csv",
-        "child_id,sex,ethnicity,date_of_birth,episode_start_date,organisation,episode_end_date,closure_reason,lead_agency\n\
-         R5,female,WBRI,2021-01-01,2023-04-10,Hub,2023-07-01,OUTCOMES_MET,CHILDRENS_CENTRE\n\
-         R6,male,WBRI,2021-01-01,2023-05-10,Hub,2023-09-30,STEP_UP_SC,CHILDRENS_CENTRE\n\
-         R7,male,WBRI,2019-01-01,2023-06-10,Hub,2023-12-15,OUTCOMES_MET,CHILDRENS_CENTRE\n\
-         R8,female,WBRI,2021-01-01,2023-07-10,Hub,2024-02-01,DISENGAGED,CHILDRENS_CENTRE\n\
-         R9,female,WBRI,2021-01-01,2024-05-10,Hub,,,CHILDRENS_CENTRE\n",
+        &format!(
+            "child_id,sex,ethnicity,date_of_birth,episode_start_date,organisation,episode_end_date,closure_reason,lead_agency,nhs_number\n\
+             R5,female,WBRI,2021-01-01,2023-04-10,Hub,2023-07-01,OUTCOMES_MET,CHILDRENS_CENTRE,\n\
+             R6,male,WBRI,2021-01-01,2023-05-10,Hub,2023-09-30,STEP_UP_SC,CHILDRENS_CENTRE,\n\
+             R7,male,WBRI,2019-01-01,2023-06-10,Hub,2023-12-15,OUTCOMES_MET,CHILDRENS_CENTRE,\n\
+             R8,female,WBRI,2021-01-01,2023-07-10,Hub,2024-02-01,DISENGAGED,CHILDRENS_CENTRE,\n\
+             R9,female,WBRI,2021-01-01,2024-05-10,Hub,,,CHILDRENS_CENTRE,\n\
+             E2,female,WBRI,2018-02-01,2024-09-01,Hub,,,CHILDRENS_CENTRE,{}\n\
+             E3,female,WBRI,2018-03-01,2023-05-01,Hub,2024-05-01,OUTCOMES_MET,CHILDRENS_CENTRE,{}\n",
+            we7_nhs(2),
+            we7_nhs(3)
+        ),
     );
     write(
         dir,
         "sc_person_identifiers.csv",
-        "la_child_id,nhs_number,upn,given_name,family_name,date_of_birth,postcode\nR1,,,ANNA,SOCIAL,2021-01-01,XQ1 3CC\n",
+        &format!(
+            "la_child_id,nhs_number,upn,given_name,family_name,date_of_birth,postcode\n\
+             R1,,,ANNA,SOCIAL,2021-01-01,XQ1 3CC\n\
+             S1,{},,,,2018-01-01,\n\
+             S2,{},,,,2018-02-01,\n",
+            we7_nhs(1),
+            we7_nhs(2)
+        ),
     );
     write(
         dir,
         "ssda903/header.csv",
-        "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\nR1,2,01/01/2021,WBRI,,,\n",
+        "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\nR1,2,01/01/2021,WBRI,,,\nS2,2,01/02/2018,WBRI,,,\n",
     );
     write(
         dir,
         "ssda903/episodes.csv",
-        "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\nR1,01/07/2024,S,C2,N1,U1,PR1,,,,XQ1,,\n",
+        "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\nR1,01/07/2024,S,C2,N1,U1,PR1,,,,XQ1,,\nS2,01/09/2024,S,C2,N1,U1,PR1,,,,XQ1,,\n",
     );
     write(
         dir,
         "activities.csv",
-        "activity_code,name,service_type,programme\nACT1,Stay and play,universal,\n",
+        "activity_code,name,service_type,programme\nACT1,Stay and play,universal,\nACT2,Family support,targeted,\n",
     );
     let mut centres = String::from(
         "centre_id,name,provider,early_help_area,lot,postcode,lat,lon,open_date,close_date,site_type\n",
@@ -780,6 +842,74 @@ fn we5_escalation_after_early_help() {
     // The episodes open in 2023-24 (R5–R8), and in 2024-25 R9.
     check(&k("SC-05"), 4, 25, None);
     check("SC-05|fy|2025-03-31|deployment|ALL|all|all", 1, 25, None);
+}
+
+#[test]
+fn we7_overlap_with_other_services() {
+    // The six families used targeted activity at R4 and live in R2 (LSOA W); nobody else in
+    // the world used a targeted activity, so the deployment counts the same families.
+    for place in ["centre|R4", "reach_area|R2", "deployment|ALL"] {
+        for period in ["fy|2025-03-31", "rolling12|2025-03-31"] {
+            let k = |m: &str, b: &str| format!("{m}|{period}|{place}|{b}");
+            check(&k("OV-01a", "all|all"), 2, 6, None);
+            check(&k("OV-01b", "all|all"), 2, 6, None);
+            check(&k("OV-01c", "all|all"), 1, 6, None);
+            check(&k("OV-01", "all|all"), 4, 6, Some((30.0, 90.3)));
+            assert_eq!(r1(world()[&k("OV-01", "all|all")].2), 66.7);
+            check(&k("OV-02", "services|1"), 2, 6, None);
+            check(&k("OV-02", "services|2"), 3, 6, None);
+            check(&k("OV-02", "services|3"), 1, 6, None);
+            check(&k("OV-02", "services|4"), 0, 6, None);
+        }
+    }
+    // LSOA W has no IoD2019 decile: the families are in band `unknown`.
+    check(
+        "OV-01|fy|2025-03-31|centre|R4|deprivation|unknown",
+        4,
+        6,
+        None,
+    );
+    // Nobody used a targeted activity in 2023-24: no cohort, so no row (not a 0 of 0).
+    assert!(!world().contains_key("OV-01|fy|2024-03-31|centre|R4|all|all"));
+}
+
+#[test]
+fn we7_health_visiting_support_without_service_levels() {
+    // OV-01c when the extract carries no service levels: three or more OTHER contacts in the
+    // window. The shipped model runs on the world's lake with hv_contacts swapped for a copy
+    // without levels in which W5's one OTHER contact becomes three; W4 keeps its one.
+    let model =
+        std::fs::read_to_string(crate::support::project().join("sql/metrics/overlap.sql")).unwrap();
+    let contacts = "(select key_nhs, contact_type, contact_date, \
+         cast(null as varchar) as service_level, _source from hv_contacts \
+         union all select key_nhs, contact_type, contact_date + n, cast(null as varchar), _source \
+         from hv_contacts cross join (values (1), (2)) as extra(n) \
+         where contact_type = 'OTHER' and service_level = 'universal')";
+    assert_eq!(
+        model.matches("from hv_contacts").count(),
+        2,
+        "the model's two reads"
+    );
+    let sql = format!(
+        "select metric_id, numerator, denominator from ({}) as ov \
+         where period_type = 'fy' and period_end = date '2025-03-31' \
+         and geography_type = 'centre' and geography_code = 'R4' \
+         and breakdown_type = 'all' and metric_id in ('OV-01c', 'OV-01') order by metric_id",
+        model.replace("from hv_contacts", &format!("from {contacts}"))
+    );
+    // FW5 replaces FW4 in OV-01c; OV-01 stays 4 of 6 (FW1, FW2, FW3, FW5).
+    let mut rows = String::new();
+    for b in query_world(&sql) {
+        for i in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                .collect();
+            writeln!(rows, "{}", cells.join(",")).unwrap();
+        }
+    }
+    assert_eq!(rows, "OV-01,4,6\nOV-01c,1,6\n");
 }
 
 #[test]
