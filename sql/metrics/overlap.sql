@@ -268,7 +268,9 @@ shares as (
     cross join (values ('OV-01a'), ('OV-01b'), ('OV-01c'), ('OV-01')) as m(metric_id)
 ),
 
--- OV-02: the distribution of families by number of services, as a breakdown of its own.
+-- OV-02: the distribution of families by number of services, as a breakdown of its own,
+-- with its total as the `all` row (every family, 100%), so that disclosure control can
+-- treat the four counts as parts of a whole: none can be worked out from the others.
 distribution as (
     select
         'OV-02' as metric_id,
@@ -289,6 +291,20 @@ distribution as (
     from counts as c
     cross join (values ('1'), ('2'), ('3'), ('4')) as n(services)
     where c.breakdown_type = 'all'
+    union all
+    select
+        'OV-02',
+        period_type,
+        period_start,
+        period_end,
+        geography_type,
+        geography_code,
+        'all',
+        'all',
+        families as numerator,
+        families as denominator
+    from counts
+    where breakdown_type = 'all'
 ),
 
 all_metrics as (

@@ -212,8 +212,10 @@ impl<'a> ReportData<'a> {
 
     /// Every metric value of a period type at the geographies the reports use: reach areas
     /// and the deployment; for the cost metrics (measured at sites) also sites, lots,
-    /// providers and early help areas. Codes of the roll-ups are prefixed with their type
-    /// (`lot:LOT3`), so they never meet a centre id.
+    /// providers and early help areas; the overlap metrics by the site that delivered the
+    /// targeted work (not by residence, whose reach-area codes are the same centre ids).
+    /// Codes of the roll-ups are prefixed with their type (`lot:LOT3`), so they never meet a
+    /// centre id.
     pub async fn metric_values(&self, period_type: &str) -> Result<Vec<MetricRow>> {
         self.rows(&format!(
             "select metric_id, period_type, cast(period_start as varchar) as period_start, \
@@ -226,8 +228,10 @@ impl<'a> ReportData<'a> {
              comparator_type, comparator_value, comparison, denominator_source, \
              deprivation_vintage, quality_flags, uses_unverified, run_id \
              from metric_values where period_type = '{period_type}' \
-             and (geography_type in ('reach_area', 'deployment') or (metric_id like 'VFM-%' \
-               and geography_type in ('centre', 'lot', 'provider', 'eh_area'))) \
+             and ((geography_type in ('reach_area', 'deployment') and metric_id not like 'OV-%') \
+               or (metric_id like 'VFM-%' \
+                 and geography_type in ('centre', 'lot', 'provider', 'eh_area')) \
+               or (metric_id like 'OV-%' and geography_type in ('centre', 'deployment'))) \
              order by metric_id, period_end, geography_type, geography_code, breakdown_type, \
              breakdown_value, comparator_type"
         ))

@@ -88,7 +88,9 @@ pub struct Figures {
     pub by_key: BTreeMap<FigureKey, Figure>,
 }
 
-const PARTITIONS: [&str; 3] = ["deprivation", "sex", "ethnicity_group"];
+/// Breakdowns whose values add up to the `all` row (OV-02's `services`: families by number
+/// of services).
+const PARTITIONS: [&str; 4] = ["deprivation", "sex", "ethnicity_group", "services"];
 /// Geography code of the whole deployment in `metric_values`.
 pub const DEPLOYMENT: &str = "ALL";
 

@@ -2,8 +2,9 @@
 //! child, child seen, sustained engagement, attendance and targeted family for every site,
 //! lot and provider, ranked, beside the council's own figure; each after disclosure control.
 //!
-//! What the lake cannot answer yet is said in the report, not left out silently: contract
-//! KPIs need `contract_kpis.csv`, overlap and cost avoidance need the social care extracts.
+//! Beside the costs: how many of the families in targeted centre work are already supported
+//! by children's social care, early help or health visiting (metrics.md §6, OV-01/OV-02).
+//! What the lake cannot answer yet is said in the report, not left out silently.
 
 use serde::Serialize;
 
@@ -46,7 +47,138 @@ pub struct ValueContext {
     pub total_cost: String,
     pub scenarios: Vec<ScenarioView>,
     pub lots: Vec<LotPerformance>,
+    /// Families in targeted centre work also supported elsewhere; `None` when the year has
+    /// no targeted work.
+    pub overlap: Option<OverlapView>,
     pub not_yet: Vec<String>,
+}
+
+/// The overlap measures, in the order of metrics.md §6.
+pub const OVERLAP_METRICS: [&str; 4] = ["OV-01a", "OV-01b", "OV-01c", "OV-01"];
+
+/// Families in targeted centre work who are also supported by other services
+/// (metrics.md §6), after disclosure control.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverlapView {
+    /// Cohort families in the council.
+    pub families: String,
+    /// OV-01a, OV-01b, OV-01c and OV-01 for the council.
+    pub council: Vec<OverlapLine>,
+    /// OV-02: families by number of services, 1 to 4.
+    pub distribution: Vec<OverlapLine>,
+    /// OV-01 at each site that delivered targeted work, highest share first.
+    pub sites: Vec<OverlapLine>,
+    pub chart: Option<Chart>,
+}
+
+/// One overlap figure as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverlapLine {
+    pub label: String,
+    /// Families counted (the numerator).
+    pub counted: String,
+    /// Of how many cohort families.
+    pub families: String,
+    pub percent: String,
+    /// The 95% interval, blank when hidden.
+    pub interval: String,
+}
+
+impl OverlapLine {
+    fn new(label: String, f: &Figure) -> Self {
+        OverlapLine {
+            label,
+            counted: f.numerator.display(0),
+            families: f.denominator.display(0),
+            percent: f.value.display(1),
+            interval: f
+                .interval()
+                .map_or_else(String::new, |(lo, hi)| format!("{lo:.1} – {hi:.1}")),
+        }
+    }
+}
+
+/// The overlap section from controlled figures: the council's measures, the distribution
+/// by number of services, and each delivering site's OV-01 ranked with its interval.
+pub fn overlap(
+    fy: &Figures,
+    period: &Period,
+    catalogue: &[CatalogueRow],
+    centres: &[CentreRow],
+) -> Result<Option<OverlapView>> {
+    let Some(total) = fy.get("OV-01", &period.end, DEPLOYMENT, "all") else {
+        return Ok(None);
+    };
+    let name_of = |metric: &str| {
+        catalogue
+            .iter()
+            .find(|c| c.metric_id == metric)
+            .map_or_else(|| metric.to_string(), |c| c.name.clone())
+    };
+    let council = OVERLAP_METRICS
+        .iter()
+        .filter_map(|m| {
+            let f = fy.get(m, &period.end, DEPLOYMENT, "all")?;
+            Some(OverlapLine::new(format!("{m} {}", name_of(m)), f))
+        })
+        .collect();
+    let distribution = (1..=4)
+        .filter_map(|n| {
+            let f = fy.get("OV-02", &period.end, DEPLOYMENT, &format!("services={n}"))?;
+            let label = match n {
+                1 => "Targeted centre work only".to_string(),
+                n => format!("{n} services"),
+            };
+            Some(OverlapLine::new(label, f))
+        })
+        .collect();
+    let mut sites: Vec<(&CentreRow, &Figure)> = centres
+        .iter()
+        .filter_map(|c| Some((c, fy.get("OV-01", &period.end, &c.centre_id, "all")?)))
+        .collect();
+    // Highest share first; sites whose share is hidden last, by id.
+    sites.sort_by(|a, b| match (a.1.value(), b.1.value()) {
+        (Some(x), Some(y)) => y.total_cmp(&x).then(a.0.centre_id.cmp(&b.0.centre_id)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.0.centre_id.cmp(&b.0.centre_id),
+    });
+    let bars: Vec<RankedBar> = sites
+        .iter()
+        .filter_map(|(c, f)| {
+            let (lower, upper) = f.interval().unzip();
+            Some(RankedBar {
+                label: c.centre_id.clone(),
+                value: f.value()?,
+                lower,
+                upper,
+                highlight: false,
+            })
+        })
+        .collect();
+    let chart = if bars.is_empty() {
+        None
+    } else {
+        Some(charts::ranked_bars(
+            &format!(
+                "Families in targeted work also supported by another service, by site, {} (%)",
+                period.label
+            ),
+            "%",
+            &bars,
+            total.value().map(|v| ("Council", v)),
+        )?)
+    };
+    Ok(Some(OverlapView {
+        families: total.denominator.display(0),
+        council,
+        distribution,
+        sites: sites
+            .iter()
+            .map(|(c, f)| OverlapLine::new(format!("{} ({})", c.name, c.centre_id), f))
+            .collect(),
+        chart,
+    }))
 }
 
 /// A lot's contract and its KPI performance at the period end (value-for-money.md §4).
@@ -197,6 +329,7 @@ pub fn context(
     scenarios: Vec<ScenarioView>,
     lots: Vec<LotPerformance>,
 ) -> Result<ValueContext> {
+    let overlap = overlap(fy, period, catalogue, centres)?;
     let name_of = |metric: &str| {
         catalogue
             .iter()
@@ -339,9 +472,10 @@ pub fn context(
         total_cost,
         scenarios,
         lots,
+        overlap,
         not_yet: vec![
             "Cost per child at the expected level (VFM-06a, ASQ-3) and with a good level of development (VFM-06b, EYFSP): not computed yet.".into(),
-            "Overlap and duplication with other services, and cost avoidance (VFM-07): need the social care extracts (children in need, child protection, looked after), not linked yet.".into(),
+            "Cost avoidance (VFM-07): not computed yet.".into(),
         ],
     })
 }

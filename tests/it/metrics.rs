@@ -860,6 +860,7 @@ fn we7_overlap_with_other_services() {
             check(&k("OV-02", "services|2"), 3, 6, None);
             check(&k("OV-02", "services|3"), 1, 6, None);
             check(&k("OV-02", "services|4"), 0, 6, None);
+            check(&k("OV-02", "all|all"), 6, 6, None);
         }
     }
     // LSOA W has no IoD2019 decile: the families are in band `unknown`.

@@ -117,6 +117,17 @@ fn centre_evaluations_match_their_golden_files() {
     // year = £375,938.42; 70 children registered → £5,370.55 each.
     assert!(vfm.contains("<td class=\"num\">£375,938</td><td class=\"num\">70</td><td class=\"num\">£5,370.55</td>"), "VFM-01 of CC000");
     assert!(vfm.contains("Cost avoidance is never a cashable saving"));
+    // Overlap (OV-01, OV-02): 49 of the 158 families in targeted work in 2024-25 are also
+    // supported elsewhere (as in metric_values). Five families have three services: a small
+    // count, hidden; the four counts add up to 158, so a second one (44 with two services)
+    // is hidden too, and the visible ones (109 and 0) do not give either away.
+    assert!(vfm.contains("<td>OV-01 Also supported by any other service</td><td class=\"num\">49</td><td class=\"num\">158</td><td class=\"num\">31.0</td><td class=\"num\">24.3 – 38.6</td>"), "OV-01");
+    assert!(vfm.contains("<td>3 services</td><td class=\"num\">c</td><td class=\"num\">158</td><td class=\"num\">c</td>"), "small count hidden");
+    assert!(
+        vfm.contains("<td>2 services</td><td class=\"num\">c</td>"),
+        "secondary suppression"
+    );
+    assert!(vfm.contains("<td>Targeted centre work only</td><td class=\"num\">109</td>"));
     // The shipped budget scenario: a 25% cut of £705,000 direct costs closes the site with
     // the fewest under-fives in the most deprived areas per pound, CC000 (£235,000).
     assert!(
