@@ -1,4 +1,4 @@
--- VFM-01 … VFM-05 (value-for-money.md §1–2): the cost attributable to each site in a
+-- VFM-01 … VFM-06 (value-for-money.md §1–2): the cost attributable to each site in a
 -- financial year divided by activity at the site in that year; and the same for each lot,
 -- provider, early help area and the deployment (costs summed over their sites, children
 -- counted once however many of the sites they used).
@@ -8,7 +8,10 @@
 -- + its share of its lot's contract, prorated by the days the contract ran in the year,
 -- when none of the lot's sites reports commissioned costs that year (otherwise the contract
 -- is already inside centre_costs). The numerator is that cost in pence, so the counts of
--- the catalogue stay whole numbers; value = pence / 100 / denominator.
+-- the catalogue stay whole numbers; value = pence / 100 / denominator. VFM-06a/b divide
+-- the same cost by children with good outcomes (ASQ-3 all five domains; EYFSP GLD) who had
+-- sustained engagement at the unit's sites before the outcome was measured: all of the
+-- cost over those children, with no claim that the unit caused the outcome.
 with params as (
     select * from metric_params
 ),
@@ -341,6 +344,69 @@ targeted_families as (
     inner join placed as p on p.financial_year = f.financial_year and p.centre_id = f.centre_id
 ),
 
+-- VFM-06a: children whose 2–2½ year ASQ-3 review in the year is at or above the cut-off
+-- in all five domains, with sustained engagement (N contact days, or attendances with
+-- contact_unit = attendance) at the unit's sites before the review.
+asq_at_expected as (
+    select y.financial_year, f.child_key, f.review_date as before_date
+    from int_asq3_facts as f
+    inner join years as y on y.period_end = f.period_end
+    where f.period_type = 'fy'
+        and f.communication_ok and f.gross_motor_ok and f.fine_motor_ok
+        and f.problem_solving_ok and f.personal_social_ok
+),
+
+-- VFM-06b: pupils with a good level of development whose EYFSP academic year ends (31
+-- August) in the financial year, with sustained engagement at the unit's sites before
+-- Reception began (1 September of the academic year's first calendar year).
+eyfsp_gld as (
+    select distinct
+        y.financial_year,
+        l.child_key,
+        make_date(cast(substr(e.academic_year, 1, 4) as int), 9, 1) as before_date
+    from eyfsp as e
+    inner join person_link as l on l.source = e._source and l.source_person_key = e.key_upn
+    inner join years as y
+        on make_date(cast(substr(e.academic_year, 1, 4) as int) + 1, 8, 31)
+            between y.period_start and y.period_end
+    where e.complete and e.gld
+),
+
+outcome_children as (
+    select 'VFM-06a' as metric_id, * from asq_at_expected
+    union all
+    select 'VFM-06b', * from eyfsp_gld
+),
+
+-- Their contact days before the outcome at each geography's sites (a day at two sites of a
+-- geography is one day there), then whether that reaches N.
+outcome_days as (
+    select distinct
+        o.metric_id,
+        o.financial_year,
+        p.geography_type,
+        p.geography_code,
+        o.child_key,
+        d.contact_date,
+        d.centre_id,
+        d.attendances
+    from outcome_children as o
+    inner join stg_contact_days as d
+        on d.child_key = o.child_key and d.contact_date < o.before_date
+    inner join placed as p on p.financial_year = o.financial_year and p.centre_id = d.centre_id
+),
+
+outcome_engaged as (
+    select o.metric_id, o.financial_year, o.geography_type, o.geography_code, o.child_key
+    from outcome_days as o
+    cross join params
+    group by
+        o.metric_id, o.financial_year, o.geography_type, o.geography_code, o.child_key,
+        params.contact_unit, params.sustained_min_contacts
+    having case when params.contact_unit = 'attendance' then sum(o.attendances)
+        else count(distinct o.contact_date) end >= params.sustained_min_contacts
+),
+
 denominators as (
     select financial_year, geography_type, geography_code, 'VFM-01' as metric_id, count(*) as n
     from registered group by 1, 2, 3
@@ -359,11 +425,16 @@ denominators as (
     union all
     select financial_year, geography_type, geography_code, 'VFM-05', count(*)
     from targeted_families group by 1, 2, 3
+    union all
+    select financial_year, geography_type, geography_code, metric_id, count(*)
+    from outcome_engaged group by 1, 2, 3, 4
 ),
 
 metrics as (
-    select * from (values ('VFM-01'), ('VFM-02'), ('VFM-03'), ('VFM-04'), ('VFM-05'))
-        as m(metric_id)
+    select * from (
+        values ('VFM-01'), ('VFM-02'), ('VFM-03'), ('VFM-04'), ('VFM-05'), ('VFM-06a'),
+            ('VFM-06b')
+    ) as m(metric_id)
 )
 
 select

@@ -20,7 +20,9 @@ use super::figures::{DEPLOYMENT, Figure, Figures};
 use super::scenario::{self, Area, Counts, ScenarioSpec, Site};
 
 /// The cost metrics, in the order of value-for-money.md §2.
-pub const VFM_METRICS: [&str; 5] = ["VFM-01", "VFM-02", "VFM-03", "VFM-04", "VFM-05"];
+pub const VFM_METRICS: [&str; 7] = [
+    "VFM-01", "VFM-02", "VFM-03", "VFM-04", "VFM-05", "VFM-06a", "VFM-06b",
+];
 
 /// The statement under the title and in every page footer of a value-for-money report.
 pub fn statement(council_name: &str) -> String {
@@ -378,7 +380,9 @@ pub fn context(
                 })
                 .map(|(k, f)| (k.2.clone(), f))
                 .collect();
-            if rows.is_empty() {
+            // A measure nobody was counted in at this level (no child with the outcome and
+            // sustained engagement yet) is a table of `z`: the council summary says it once.
+            if rows.iter().all(|(_, f)| f.value == Shown::NotApplicable) {
                 continue;
             }
             // Lowest cost per person first; units whose value is hidden or undefined last.
@@ -473,10 +477,7 @@ pub fn context(
         scenarios,
         lots,
         overlap,
-        not_yet: vec![
-            "Cost per child at the expected level (VFM-06a, ASQ-3) and with a good level of development (VFM-06b, EYFSP): not computed yet.".into(),
-            "Cost avoidance (VFM-07): not computed yet.".into(),
-        ],
+        not_yet: vec!["Cost avoidance (VFM-07): not computed yet.".into()],
     })
 }
 

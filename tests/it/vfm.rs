@@ -1,7 +1,8 @@
 //! `sql/metrics/value_for_money.sql` on hand-made tables reproducing the worked examples of
 //! shared/domain/value-for-money.md §1–2: central costs split by under-fives to the penny, a
 //! contract prorated by days, a contract ignored when its lot reports commissioned costs,
-//! and site A's costs per X (£500, £750, £2,000, £60, £2,500).
+//! and site A's costs per X (£500, £750, £2,000, £60, £2,500, and £3,333.33 per child at the
+//! expected level).
 
 use std::collections::BTreeMap;
 
@@ -53,7 +54,11 @@ create table stg_registered_children as
 create table stg_contact_days as
   select concat('a', cast(value as varchar)) as child_key, date '2024-06-03' as contact_date, 'A' as centre_id, 1 as attendances from generate_series(1, 400)
   union all select concat('a', cast(value as varchar)), date '2024-07-01', 'A', 1 from generate_series(1, 150)
-  union all select concat('a', cast(value as varchar)), date '2024-08-05', 'A', 1 from generate_series(1, 150);
+  union all select concat('a', cast(value as varchar)), date '2024-08-05', 'A', 1 from generate_series(1, 150)
+  -- a401–a412: three days at A in 2023, before Reception (VFM-06b below)
+  union all select concat('a', cast(value as varchar)), date '2023-05-02', 'A', 1 from generate_series(401, 412)
+  union all select concat('a', cast(value as varchar)), date '2023-06-06', 'A', 1 from generate_series(401, 412)
+  union all select concat('a', cast(value as varchar)), date '2023-07-04', 'A', 1 from generate_series(401, 412);
 create table activities as select * from (values
  ('T1', 'targeted'), ('U1', 'universal')
 ) as t(activity_code, service_type);
@@ -62,6 +67,32 @@ create table attendances as
     case when value <= 120 then concat('f', cast(value as varchar)) else 'f1' end as family_key,
     case when value <= 120 then 'T1' else 'U1' end as activity_code
   from generate_series(1, 5000);
+-- VFM-06a: a1–a90 are at the expected level in all five ASQ-3 domains at a review on
+-- 2024-09-10, after their three contact days at A; a91 too, but reviewed on 2024-07-15 after
+-- two days; a92 after three days but below the cut-off in fine motor; a151 after one day.
+create table int_asq3_facts as
+  select 'fy' as period_type, date '2025-03-31' as period_end,
+    concat('a', cast(value as varchar)) as child_key,
+    case when value = 91 then date '2024-07-15' else date '2024-09-10' end as review_date,
+    true as communication_ok, true as gross_motor_ok, value <> 92 as fine_motor_ok,
+    true as problem_solving_ok, true as personal_social_ok
+  from generate_series(1, 92)
+  union all select 'fy', date '2025-03-31', 'a151', date '2024-09-10', true, true, true, true, true;
+-- VFM-06b: pupils u401–u410 (children a401–a410) reached a good level of development in
+-- 2023/24 (reported in 2024-25) after their three contact days at A before Reception began on
+-- 2023-09-01; u411 without GLD; u412 in 2024/25 (reported in 2025-26); u1 (child a1) with
+-- GLD in 2023/24, but every contact day of a1 came after Reception began.
+create table eyfsp as
+  select concat('u', cast(value as varchar)) as key_upn, 'eyfsp' as _source,
+    case when value = 412 then '2024/25' else '2023/24' end as academic_year,
+    true as complete, value <> 411 as gld
+  from generate_series(401, 412)
+  union all select 'u1', 'eyfsp', '2023/24', true, true;
+create table person_link as
+  select 'eyfsp' as source, concat('u', cast(value as varchar)) as source_person_key,
+    concat('a', cast(value as varchar)) as child_key
+  from generate_series(401, 412)
+  union all select 'eyfsp', 'u1', 'a1';
 "#;
 
 async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
@@ -129,6 +160,13 @@ fn costs_are_attributed_and_divided_as_the_worked_examples() {
     assert_eq!(get("VFM-03", fy, "centre", "A"), (30_000_000, 150));
     assert_eq!(get("VFM-04", fy, "centre", "A"), (30_000_000, 5_000));
     assert_eq!(get("VFM-05", fy, "centre", "A"), (30_000_000, 120));
+    // 90 children at the expected level in all five domains → £3,333.33 (VFM-06a), and ten
+    // pupils with a good level of development → £30,000 (VFM-06b).
+    assert_eq!(get("VFM-06a", fy, "centre", "A"), (30_000_000, 90));
+    assert_eq!(get("VFM-06b", fy, "centre", "A"), (30_000_000, 10));
+    assert_eq!(get("VFM-06b", fy, "lot", "LOT0"), (30_000_000, 10));
+    // B had no such children: its cost stands with a denominator of 0 (no value).
+    assert_eq!(get("VFM-06a", fy, "centre", "B").1, 0);
     // B: £100,000 + £15,000 central + LOT1's £500,000 for 182 of 365 days = £249,315.07.
     assert_eq!(
         get("VFM-01", fy, "centre", "B").0,
