@@ -183,7 +183,7 @@ pub fn asq_windows(tables: &[ReferenceTable]) -> Result<HashMap<i64, AsqWindow>>
 }
 
 /// One row of `unit_costs.csv` (extracts.md §7.3).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct UnitCost {
     /// Item name, e.g. `foster_care_week`.
     pub item: String,

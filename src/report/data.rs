@@ -286,6 +286,28 @@ impl<'a> ReportData<'a> {
         .await
     }
 
+    /// The cohorts behind cost avoidance (`avoidance_cohorts`).
+    pub async fn avoidance_cohorts(&self) -> Result<Vec<super::avoidance::CohortRow>> {
+        self.rows(
+            "select cast(period_end as varchar) as period_end, cohort, stratum, outcome, \
+             months_after, children, cast(data_until as varchar) as data_until \
+             from avoidance_cohorts order by 1, 2, 3, 4, 5",
+        )
+        .await
+    }
+
+    /// The run's unit costs: `reference/unit_costs.csv` as the run ingested and checked it.
+    pub async fn unit_costs(&self) -> Result<crate::reference::UnitCosts> {
+        Ok(crate::reference::UnitCosts(
+            self.rows(
+                "select item, unit, cast(value_gbp as double) as value_gbp, price_year, source, \
+                 coalesce(confirmed, false) as confirmed, coalesce(notes, '') as notes \
+                 from ref_unit_costs order by item",
+            )
+            .await?,
+        ))
+    }
+
     /// Every lot's KPIs at every period end.
     pub async fn lot_kpis(&self) -> Result<Vec<LotKpi>> {
         self.rows(

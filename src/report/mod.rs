@@ -5,6 +5,7 @@
 //! templates in `reports/` → HTML (and PDF through headless Chromium) in the lake's
 //! `reports/` area with an index page.
 
+pub mod avoidance;
 pub mod charts;
 pub mod data;
 pub mod disclosure;

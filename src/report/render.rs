@@ -103,8 +103,10 @@ const EVALUATION_TABLES: [&str; 12] = [
 ];
 
 /// Tables the value-for-money builder reads.
-const VALUE_TABLES: [&str; 8] = [
+const VALUE_TABLES: [&str; 10] = [
     "metric_values",
+    "avoidance_cohorts",
+    "ref_unit_costs",
     "metric_catalogue",
     "centres",
     "centre_costs",
@@ -748,6 +750,14 @@ async fn value_document(
         settings.config.confidence,
     )
     .await?;
+    let avoidance = avoidance_view(
+        project,
+        data,
+        &shared.period,
+        &settings.disclosure.policy_for(&report.audience, "VFM-07")?,
+        settings.config.confidence,
+    )
+    .await?;
     let ctx = super::value::context(
         council,
         &shared.period,
@@ -757,6 +767,7 @@ async fn value_document(
         report.disclosure.clone(),
         scenarios,
         super::value::contract_performance(&shared.lot_kpis, &shared.contracts, &shared.period),
+        avoidance,
     )?;
     let html = report.html(template, &ctx, &ctx.statement, council)?;
     let file = format!("{}/council", report.name);
@@ -971,6 +982,34 @@ async fn scenario_views(
         )?);
     }
     Ok(out)
+}
+
+/// The cost-avoidance section from `reports/vfm_avoidance.toml` (none without the file; a
+/// file that does not parse stops the render, as a scenario's does).
+async fn avoidance_view(
+    project: &Path,
+    data: &ReportData<'_>,
+    period: &Period,
+    policy: &super::disclosure::Policy,
+    confidence: f64,
+) -> Result<Option<super::avoidance::AvoidanceView>> {
+    let path = project.join("reports/vfm_avoidance.toml");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let spec = super::avoidance::AvoidanceSpec::load(&path)?;
+    let rows = data.avoidance_cohorts().await?;
+    let costs = data.unit_costs().await?;
+    super::avoidance::view(
+        "reports/vfm_avoidance.toml",
+        &spec,
+        &rows,
+        &costs,
+        &period.end,
+        policy,
+        confidence,
+    )
+    .map(Some)
 }
 
 /// Writes one document's HTML, and its PDF when Chromium is there, under

@@ -3,7 +3,8 @@
 //! lot and provider, ranked, beside the council's own figure; each after disclosure control.
 //!
 //! Beside the costs: how many of the families in targeted centre work are already supported
-//! by children's social care, early help or health visiting (metrics.md §6, OV-01/OV-02).
+//! by children's social care, early help or health visiting (metrics.md §6, OV-01/OV-02),
+//! and the cost avoidance estimate (VFM-07, [`super::avoidance`]).
 //! What the lake cannot answer yet is said in the report, not left out silently.
 
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub struct ValueContext {
     /// Families in targeted centre work also supported elsewhere; `None` when the year has
     /// no targeted work.
     pub overlap: Option<OverlapView>,
+    /// Cost avoidance (VFM-07); `None` without `reports/vfm_avoidance.toml`.
+    pub avoidance: Option<super::avoidance::AvoidanceView>,
     pub not_yet: Vec<String>,
 }
 
@@ -330,6 +333,7 @@ pub fn context(
     disclosure: DisclosureView,
     scenarios: Vec<ScenarioView>,
     lots: Vec<LotPerformance>,
+    avoidance: Option<super::avoidance::AvoidanceView>,
 ) -> Result<ValueContext> {
     let overlap = overlap(fy, period, catalogue, centres)?;
     let name_of = |metric: &str| {
@@ -477,7 +481,15 @@ pub fn context(
         scenarios,
         lots,
         overlap,
-        not_yet: vec!["Cost avoidance (VFM-07): not computed yet.".into()],
+        not_yet: if avoidance.is_none() {
+            vec![
+                "Cost avoidance (VFM-07): no reports/vfm_avoidance.toml with its assumptions."
+                    .into(),
+            ]
+        } else {
+            Vec::new()
+        },
+        avoidance,
     })
 }
 

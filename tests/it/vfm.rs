@@ -288,3 +288,86 @@ create table metric_values as select * from (values
         "{text}"
     );
 }
+
+/// Cohorts of cost avoidance (`sql/marts/avoidance_cohorts.sql`) on a hand-made year:
+/// engaged e1, e2 (most deprived) and e3; comparison c1–c3 (most deprived) and c4; s1 was
+/// seen but not sustained, so in neither. Only each child's first event of a kind after the
+/// year end counts, by whole months after it; a looked-after episode counts only when it
+/// starts a period of care (RNE S).
+const COHORT_WORLD: &str = r#"
+create table int_reach_facts as select * from (values
+  ('fy', date '2024-03-31', 'e1', 'most_deprived_30', true, true),
+  ('fy', date '2024-03-31', 'e2', 'most_deprived_30', true, true),
+  ('fy', date '2024-03-31', 'e3', 'other', true, true),
+  ('fy', date '2024-03-31', 'c1', 'most_deprived_30', false, false),
+  ('fy', date '2024-03-31', 'c2', 'most_deprived_30', false, false),
+  ('fy', date '2024-03-31', 'c3', 'most_deprived_30', false, false),
+  ('fy', date '2024-03-31', 'c4', 'other', false, false),
+  ('fy', date '2024-03-31', 's1', 'other', false, true),
+  ('rolling12', date '2024-03-31', 'c9', 'other', false, false)
+) as t(period_type, period_end, child_key, deprivation_band, is_sustained, is_seen);
+create table person_link as select * from (values
+  ('cin', 'L1', 'e1'), ('cin', 'LC1', 'c1'), ('cin', 'LC4', 'c4'), ('cin', 'LS1', 's1'),
+  ('903', 'LC2', 'c2'), ('903', 'LC3', 'c3')
+) as t(source, source_person_key, child_key);
+create table cin_episode as select * from (values
+  ('L1', date '2024-05-10', date '2025-03-31', 'cin'),
+  ('L1', date '2024-09-01', date '2025-03-31', 'cin'),
+  ('LC1', date '2023-12-01', date '2025-03-31', 'cin'),
+  ('LC4', date '2024-04-01', date '2025-03-31', 'cin'),
+  ('LS1', date '2024-04-20', date '2025-03-31', 'cin')
+) as t(la_child_key, referral_date, reference_date, _source);
+create table cin_cpp as select * from (values
+  ('L1', date '2024-06-01', 'cin')
+) as t(la_child_key, start_date, _source);
+create table ssda903_episodes as select * from (values
+  ('LC2', date '2025-04-02', 'S', '903'),
+  ('LC3', date '2024-07-01', 'P', '903')
+) as t(la_child_key, decom, rne, _source);
+"#;
+
+#[test]
+fn avoidance_cohorts_count_first_events_by_month() {
+    let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ctx = SessionContext::new();
+        for statement in COHORT_WORLD
+            .split(";\n")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            ctx.sql(statement).await.unwrap().collect().await.unwrap();
+        }
+        let model = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("sql/marts/avoidance_cohorts.sql"),
+        )
+        .unwrap();
+        let sql = format!("select * from ({model}) as m order by 1, 2, 3, 4, 5");
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            for i in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                    .collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out
+    });
+    assert_eq!(
+        rows,
+        [
+            "2024-03-31|comparison|most_deprived_30|cla_start|13|1|2025-03-31",
+            "2024-03-31|comparison|most_deprived_30|cohort|0|3|2025-03-31",
+            "2024-03-31|comparison|other|cin_referral|1|1|2025-03-31",
+            "2024-03-31|comparison|other|cohort|0|1|2025-03-31",
+            "2024-03-31|engaged|most_deprived_30|cin_referral|2|1|2025-03-31",
+            "2024-03-31|engaged|most_deprived_30|cohort|0|2|2025-03-31",
+            "2024-03-31|engaged|most_deprived_30|cp_plan_start|3|1|2025-03-31",
+            "2024-03-31|engaged|other|cohort|0|1|2025-03-31",
+        ]
+    );
+}
