@@ -105,7 +105,7 @@ impl AvoidanceSpec {
                     OUTCOMES.join(", ")
                 ));
             }
-            if !(o.duration_years > 0.0) {
+            if o.duration_years.is_nan() || o.duration_years <= 0.0 {
                 problems.push(format!(
                     "outcome {}: duration_years must be above 0",
                     o.outcome
