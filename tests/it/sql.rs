@@ -80,7 +80,8 @@ fn scripts_run_every_statement_and_name_the_failing_line() {
     .unwrap();
     let out = sql(&["-f", file.to_str().unwrap(), "--format", "csv"]);
     assert!(!out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n25\n");
+    // The metric world's child health register: 25 children, plus WE7's W4 and W5.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n27\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mine.sql:4: the statement failed"), "{err}");
     assert!(err.contains("no_such_column"), "{err}");
@@ -203,7 +204,7 @@ fn the_prompt_takes_multi_line_statements_and_keeps_history() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("| 25       |"), "{text}");
+    assert!(text.contains("| 27       |"), "{text}");
     assert!(
         text.contains("metric_catalogue: sql/catalogue.toml"),
         "{text}"
