@@ -451,10 +451,27 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
             })
         },
     )?;
+    // The same project with the optional DEMO_NAME rule turned on in its pipeline.
+    let with_demo_name = dir.join("project_demo_name");
+    let _ = std::fs::remove_dir_all(&with_demo_name);
+    std::fs::create_dir_all(with_demo_name.join("pipelines"))?;
+    for folder in ["sql", "reports", "reference"] {
+        link_dir(&project.join(folder), &with_demo_name.join(folder))?;
+    }
+    let nightly = std::fs::read_to_string(project.join("pipelines/nightly.toml"))?;
+    std::fs::write(
+        with_demo_name.join("pipelines/nightly.toml"),
+        format!("{nightly}\n[linkage]\ndemo_name = true\n"),
+    )?;
     println!();
-    for (label, folder) in [
-        ("as generated", extracts.to_path_buf()),
-        ("demographic keys only", demographic),
+    for (label, folder, project) in [
+        ("as generated", extracts.to_path_buf(), project),
+        ("demographic keys only", demographic.clone(), project),
+        (
+            "demographic keys only, DEMO_NAME on",
+            demographic,
+            with_demo_name.as_path(),
+        ),
     ] {
         let lake = dir.join("lake_linkage");
         let _ = std::fs::remove_dir_all(&lake);
@@ -486,6 +503,19 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `to` made to show the folder `from` (a symbolic link where the platform has them).
+fn link_dir(from: &Path, to: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(from.canonicalize()?, to)?;
+    #[cfg(not(unix))]
+    anyhow::bail!(
+        "the linkage benchmark needs symbolic links: {} → {}",
+        to.display(),
+        from.display()
+    );
     Ok(())
 }
 

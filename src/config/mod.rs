@@ -117,6 +117,8 @@ pub struct Pipeline {
     pub notify_email: Vec<String>,
     /// Statuses that trigger a message (default: failed).
     pub notify_on: Vec<String>,
+    /// Optional linkage rules (`[linkage]`).
+    pub linkage: crate::identity::linkage::LinkOptions,
 }
 
 /// [`load`] for callers that only report: every error in one message, one per line.
@@ -360,6 +362,9 @@ fn resolve_top(
             vec!["failed".into()]
         } else {
             raw.notify.on.into_iter().map(Spanned::into_inner).collect()
+        },
+        linkage: crate::identity::linkage::LinkOptions {
+            demo_name: raw.linkage.demo_name,
         },
     })
 }

@@ -33,6 +33,19 @@ pub struct RawPipeline {
     /// Who is told about runs, and when.
     #[serde(default)]
     pub notify: RawNotify,
+    /// Optional linkage rules beyond extracts.md §11.3.
+    #[serde(default)]
+    pub linkage: RawLinkage,
+}
+
+/// `[linkage]`: the contract's rules (NHS, UPN, LA_ID, DEMO) always apply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkage {
+    /// DEMO_NAME: also link records with the same surname, first given name and date of
+    /// birth whatever their postcodes (families who moved between extracts). Off by default.
+    #[serde(default)]
+    pub demo_name: bool,
 }
 
 /// `[notify]`: e-mail after a run (the SMTP server comes from the environment).

@@ -91,6 +91,15 @@ pub fn surname(raw: &str) -> String {
         .collect()
 }
 
+/// The first given name normalised as a surname is (`Anna-Maria Louise` → `ANNAMARIA`), so a
+/// middle name recorded in one system and not another does not stop a match.
+pub fn given_name(raw: &str) -> String {
+    raw.split_whitespace()
+        .next()
+        .map(surname)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +135,11 @@ mod tests {
     #[test]
     fn surname_vector() {
         assert_eq!(surname("O'Brien-Núñez"), "OBRIENNUNEZ");
+    }
+
+    #[test]
+    fn given_name_is_the_first_one() {
+        assert_eq!(given_name("  Zoë-Ann Louise "), "ZOEANN");
+        assert_eq!(given_name(""), "");
     }
 }

@@ -5,6 +5,10 @@
 //! NHS or UPN keys; a demographic key shared by two distinct persons within one source
 //! (twins) is ambiguous and unused (W009); a component that still holds two NHS keys is
 //! split back into its NHS-keyed parts.
+//!
+//! DEMO_NAME (surname, first given name and date of birth, no postcode) is an optional
+//! fifth rule beyond the contract's four, for families who moved between two extracts; it
+//! is off unless the pipeline's `[linkage] demo_name = true`, and carries the same guards.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +25,8 @@ pub enum MatchRule {
     LaId,
     /// Same surname, date of birth and postcode.
     Demo,
+    /// Same surname, first given name and date of birth (optional rule).
+    DemoName,
 }
 
 impl MatchRule {
@@ -31,6 +37,7 @@ impl MatchRule {
             MatchRule::Upn => "UPN",
             MatchRule::LaId => "LA_ID",
             MatchRule::Demo => "DEMO",
+            MatchRule::DemoName => "DEMO_NAME",
         }
     }
 
@@ -38,6 +45,7 @@ impl MatchRule {
     pub fn confidence(self) -> f64 {
         match self {
             MatchRule::Demo => 0.90,
+            MatchRule::DemoName => 0.85,
             _ => 1.0,
         }
     }
@@ -58,6 +66,15 @@ pub struct LinkRecord {
     pub local: Option<String>,
     /// `key_demo`.
     pub demo: Option<String>,
+    /// `key_demo_name`, used only when the DEMO_NAME rule is on.
+    pub demo_name: Option<String>,
+}
+
+/// Which optional rules apply (the pipeline's `[linkage]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// DEMO_NAME: surname, first given name and date of birth, without the postcode.
+    pub demo_name: bool,
 }
 
 /// One row of `person_link`.
@@ -101,6 +118,9 @@ pub struct LinkStats {
     pub quality_social: Option<super::quality::Quality>,
 }
 
+/// Reads one key of a record (the rule tables below).
+type KeyOf = fn(&LinkRecord) -> Option<&String>;
+
 struct UnionFind {
     parent: Vec<usize>,
 }
@@ -128,7 +148,11 @@ impl UnionFind {
 
 /// Links records into children. Deterministic: the same records give the same set of links
 /// whatever their order (the links come in no particular order).
-pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats) {
+pub fn link(
+    records: &[LinkRecord],
+    p: &Pseudonymiser,
+    options: LinkOptions,
+) -> (Vec<Link>, LinkStats) {
     let n = records.len();
     let mut uf = UnionFind::new(n);
     let mut strongest: Vec<Option<MatchRule>> = vec![None; n];
@@ -138,7 +162,7 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
     };
 
     // Exact-key rules: join every record carrying the same key.
-    let exact: [(MatchRule, fn(&LinkRecord) -> Option<&String>); 3] = [
+    let exact: [(MatchRule, KeyOf); 3] = [
         (MatchRule::Nhs, |r| r.nhs.as_ref()),
         (MatchRule::Upn, |r| r.upn.as_ref()),
         (MatchRule::LaId, |r| r.local.as_ref()),
@@ -158,44 +182,17 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
         }
     }
 
-    // DEMO: drop keys shared by distinct persons within one source (twins), then add edges
-    // only between records whose NHS and UPN keys do not conflict.
-    let mut by_source: foldhash::HashMap<(&str, &String), BTreeSet<&str>> = Default::default();
-    for r in records {
-        if let Some(d) = &r.demo {
-            by_source
-                .entry((&r.source, d))
-                .or_default()
-                .insert(&r.source_person_key);
+    // DEMO (and DEMO_NAME when on): drop keys shared by distinct persons within one source
+    // (twins), then add edges only between records whose NHS and UPN keys do not conflict.
+    let demographic: [(MatchRule, KeyOf); 2] = [
+        (MatchRule::Demo, |r| r.demo.as_ref()),
+        (MatchRule::DemoName, |r| r.demo_name.as_ref()),
+    ];
+    for (rule, key) in demographic {
+        if rule == MatchRule::DemoName && !options.demo_name {
+            continue;
         }
-    }
-    let ambiguous: BTreeSet<&String> = by_source
-        .iter()
-        .filter(|(_, persons)| persons.len() > 1)
-        .map(|((_, d), _)| *d)
-        .collect();
-    stats.ambiguous_demo_keys = ambiguous.len();
-    let mut demo_groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
-    for (i, r) in records.iter().enumerate() {
-        if let Some(d) = r.demo.as_ref().filter(|d| !ambiguous.contains(d)) {
-            demo_groups.entry(d).or_default().push(i);
-        }
-    }
-    for members in demo_groups.values().filter(|m| m.len() > 1) {
-        for (x, &a) in members.iter().enumerate() {
-            for &b in &members[x + 1..] {
-                let (ra, rb) = (&records[a], &records[b]);
-                let conflict = |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x != y);
-                if conflict(&ra.nhs, &rb.nhs) || conflict(&ra.upn, &rb.upn) {
-                    continue;
-                }
-                uf.union(a, b);
-                for i in [a, b] {
-                    strongest[i] =
-                        Some(strongest[i].map_or(MatchRule::Demo, |s| s.min(MatchRule::Demo)));
-                }
-            }
-        }
+        stats.ambiguous_demo_keys += demographic_edges(records, rule, key, &mut uf, &mut strongest);
     }
 
     // Components; split any that hold two NHS keys back into NHS-keyed parts.
@@ -229,9 +226,7 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
 
     let mut links = Vec::with_capacity(n);
     for group in &final_groups {
-        let smallest = |f: fn(&LinkRecord) -> Option<&String>| {
-            group.iter().filter_map(|&i| f(&records[i])).min()
-        };
+        let smallest = |f: KeyOf| group.iter().filter_map(|&i| f(&records[i])).min();
         let representative = smallest(|r| r.nhs.as_ref())
             .or_else(|| smallest(|r| r.upn.as_ref()))
             .or_else(|| smallest(|r| r.local.as_ref()))
@@ -261,6 +256,54 @@ pub fn link(records: &[LinkRecord], p: &Pseudonymiser) -> (Vec<Link>, LinkStats)
     (links, stats)
 }
 
+/// Adds the edges of one demographic rule; returns how many of its keys were ambiguous
+/// (shared by two distinct persons of one source) and so unused.
+fn demographic_edges(
+    records: &[LinkRecord],
+    rule: MatchRule,
+    key: KeyOf,
+    uf: &mut UnionFind,
+    strongest: &mut [Option<MatchRule>],
+) -> usize {
+    let mut by_source: foldhash::HashMap<(&str, &String), BTreeSet<&str>> = Default::default();
+    for r in records {
+        if let Some(d) = key(r) {
+            by_source
+                .entry((&r.source, d))
+                .or_default()
+                .insert(&r.source_person_key);
+        }
+    }
+    let ambiguous: BTreeSet<&String> = by_source
+        .iter()
+        .filter(|(_, persons)| persons.len() > 1)
+        .map(|((_, d), _)| *d)
+        .collect();
+    let mut groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
+    for (i, r) in records.iter().enumerate() {
+        if let Some(d) = key(r).filter(|d| !ambiguous.contains(d)) {
+            groups.entry(d).or_default().push(i);
+        }
+    }
+    let conflict =
+        |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x != y);
+    for members in groups.values().filter(|m| m.len() > 1) {
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let (ra, rb) = (&records[a], &records[b]);
+                if conflict(&ra.nhs, &rb.nhs) || conflict(&ra.upn, &rb.upn) {
+                    continue;
+                }
+                uf.union(a, b);
+                for i in [a, b] {
+                    strongest[i] = Some(strongest[i].map_or(rule, |s| s.min(rule)));
+                }
+            }
+        }
+    }
+    ambiguous.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +327,7 @@ mod tests {
             rec("cc", "b", None, Some("d2")),
             rec("chis", "n2", Some("n2"), Some("d2")),
         ];
-        let (links, stats) = link(&records, &p);
+        let (links, stats) = link(&records, &p, LinkOptions::default());
         let key = |s: &str, k: &str| {
             links
                 .iter()
@@ -308,7 +351,7 @@ mod tests {
             rec("cc", "t2", None, Some("d")),
             rec("chis", "n9", Some("n9"), Some("d")),
         ];
-        let (links, stats) = link(&records, &p);
+        let (links, stats) = link(&records, &p, LinkOptions::default());
         assert_eq!(stats.ambiguous_demo_keys, 1);
         assert_eq!(stats.children, 3);
         assert!(links.iter().all(|l| l.match_rule.is_none()));
@@ -321,8 +364,64 @@ mod tests {
             rec("cc", "a", Some("n1"), Some("d")),
             rec("chis", "n2", Some("n2"), Some("d")),
         ];
-        let (_, stats) = link(&records, &p);
+        let (_, stats) = link(&records, &p, LinkOptions::default());
         assert_eq!(stats.children, 2);
+    }
+
+    /// DEMO_NAME: a family that moved between the registration and the side file has two
+    /// demographic keys (different postcodes) but one name-and-birth key. Off by default;
+    /// when on it links them, keeps the guards (twins with the same name and birth date in
+    /// one source stay apart; different NHS numbers block the edge) and is reported.
+    #[test]
+    fn demo_name_links_moved_families_only_when_on() {
+        let p = Pseudonymiser::demo();
+        let moved =
+            |source: &str, key: &str, demo: &str, name: &str, nhs: Option<&str>| LinkRecord {
+                source: source.into(),
+                source_person_key: key.into(),
+                nhs: nhs.map(Into::into),
+                demo: Some(demo.into()),
+                demo_name: Some(name.into()),
+                ..Default::default()
+            };
+        let records = vec![
+            moved("cc", "a", "d-old-address", "smith-amy-2022", None),
+            moved("side", "la1", "d-new-address", "smith-amy-2022", None),
+            // Same name and birth date twice in one source: ambiguous, unused.
+            moved("cc", "t1", "d-t", "jones-sam-2021", None),
+            moved("cc", "t2", "d-t2", "jones-sam-2021", None),
+            moved("side", "la9", "d-t3", "jones-sam-2021", None),
+            // Same name and birth date, different NHS numbers: two children.
+            moved("chis", "n1", "d-x", "khan-ali-2020", Some("n1")),
+            moved("side", "la5", "d-y", "khan-ali-2020", Some("n2")),
+        ];
+        let child = |links: &[Link], s: &str, k: &str| {
+            links
+                .iter()
+                .find(|l| l.source == s && l.source_person_key == k)
+                .unwrap()
+                .clone()
+        };
+        let (off, off_stats) = link(&records, &p, LinkOptions::default());
+        assert_ne!(
+            child(&off, "cc", "a").child_key,
+            child(&off, "side", "la1").child_key
+        );
+        assert_eq!(off_stats.children, 7);
+        let (on, on_stats) = link(&records, &p, LinkOptions { demo_name: true });
+        assert_eq!(
+            child(&on, "cc", "a").child_key,
+            child(&on, "side", "la1").child_key
+        );
+        assert_eq!(child(&on, "cc", "a").match_rule, Some(MatchRule::DemoName));
+        assert_eq!(MatchRule::DemoName.name(), "DEMO_NAME");
+        assert_eq!(on_stats.by_rule.get("DEMO_NAME"), Some(&2));
+        assert_eq!(on_stats.ambiguous_demo_keys, 1);
+        assert_ne!(
+            child(&on, "chis", "n1").child_key,
+            child(&on, "side", "la5").child_key
+        );
+        assert_eq!(on_stats.children, 6);
     }
 
     /// Social care and education: the side file carries the NHS number for a CIN child, the
@@ -341,6 +440,7 @@ mod tests {
                     nhs: nhs.map(Into::into),
                     upn: upn.map(Into::into),
                     demo: demo.map(Into::into),
+                    demo_name: None,
                 }
             };
         let records = vec![
@@ -373,7 +473,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let (links, stats) = link(&records, &p);
+        let (links, stats) = link(&records, &p, LinkOptions::default());
         let child = |s: &str, k: &str| {
             links
                 .iter()

@@ -96,6 +96,13 @@ impl Pseudonymiser {
         self.hmac(&format!("demo:{surname}|{dob_iso}|{pc}"))
     }
 
+    /// `key_demo_name` (an extension of §11.2, used only by the optional DEMO_NAME rule)
+    /// from a normalised surname, normalised first given name and ISO date of birth: the
+    /// demographic key without the postcode, for families who moved between extracts.
+    pub fn demographic_name(&self, surname: &str, given: &str, dob_iso: &str) -> String {
+        self.hmac(&format!("demo_name:{surname}|{given}|{dob_iso}"))
+    }
+
     /// `child_key` from the representative key of a linked component.
     pub fn child(&self, representative: &str) -> String {
         self.hmac(&format!("child:{representative}"))

@@ -359,13 +359,39 @@ impl Lake {
         name: &str,
         columns: &[&str],
     ) -> Result<Option<Vec<RecordBatch>>> {
+        self.read_selected(area, name, columns, false).await
+    }
+
+    /// As [`Lake::read_columns`], leaving out the requested columns the table does not have
+    /// (a table written before a column was added to its source).
+    pub async fn read_present_columns(
+        &self,
+        area: &str,
+        name: &str,
+        columns: &[&str],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        self.read_selected(area, name, columns, true).await
+    }
+
+    async fn read_selected(
+        &self,
+        area: &str,
+        name: &str,
+        columns: &[&str],
+        skip_missing: bool,
+    ) -> Result<Option<Vec<RecordBatch>>> {
         let ctx = SessionContext::new();
         if self.register(&ctx, area, name, "t").await?.is_none() {
             return Ok(None);
         }
         let mut df = ctx.table("t").await?;
+        let wanted: Vec<&str> = columns
+            .iter()
+            .copied()
+            .filter(|c| !skip_missing || df.schema().field_with_unqualified_name(c).is_ok())
+            .collect();
         if !columns.is_empty() {
-            df = df.select_columns(columns)?;
+            df = df.select_columns(&wanted)?;
         }
         Ok(Some(
             df.collect()

@@ -420,7 +420,17 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     // carries the input versions as its transaction, so a run that changed nothing (or a
     // rerun after a crash before linkage) finds out from the table itself.
     let step = Instant::now();
-    let inputs = linkage_inputs(lake).await?;
+    // The optional rules are part of what person_link was computed from: turning one on
+    // recomputes it even when no extract changed.
+    let inputs = format!(
+        "{}{}",
+        linkage_inputs(lake).await?,
+        if pipeline.linkage.demo_name {
+            ";DEMO_NAME"
+        } else {
+            ""
+        }
+    );
     if lake
         .has_transaction(CURATED, "person_link", &inputs)
         .await?
@@ -429,7 +439,8 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         summary.step("linkage", "skipped", step, "no input changed".into());
     } else {
         let truth = identity_truth(&extracts, pipeline, &opts.pseudonymiser)?;
-        let stats = link_children(lake, &opts.pseudonymiser, &inputs, truth).await?;
+        let stats =
+            link_children(lake, &opts.pseudonymiser, &inputs, truth, pipeline.linkage).await?;
         summary.step(
             "linkage",
             "ok",
@@ -1014,16 +1025,33 @@ async fn link_children(
     p: &Pseudonymiser,
     app_id: &str,
     truth: Option<HashMap<(String, String), String>>,
+    options: linkage::LinkOptions,
 ) -> Result<linkage::LinkStats> {
-    let read = |name: &'static str, columns: Vec<&'static str>| async move {
-        lake.read_columns(CURATED, name, &columns)
+    // key_demo_name is read only when its rule is on, and is absent from tables written
+    // before it existed (those records simply carry none until their file is ingested again).
+    let read = |name: &'static str, mut columns: Vec<&'static str>| async move {
+        if !options.demo_name {
+            columns.retain(|c| *c != "key_demo_name");
+        }
+        lake.read_present_columns(CURATED, name, &columns)
             .await
             .map(Option::unwrap_or_default)
+    };
+    let demo_name_of = |b: &RecordBatch| {
+        b.column_by_name("key_demo_name")
+            .map(|_| col_str(b, "key_demo_name"))
     };
     let mut records = Vec::new();
     for b in read(
         "registrations",
-        vec!["role", "person_key", "key_nhs", "key_demo", "_source"],
+        vec![
+            "role",
+            "person_key",
+            "key_nhs",
+            "key_demo",
+            "key_demo_name",
+            "_source",
+        ],
     )
     .await?
     {
@@ -1034,12 +1062,14 @@ async fn link_children(
             col_str(&b, "key_demo"),
             col_str(&b, "_source"),
         );
+        let demo_name = demo_name_of(&b);
         for i in (0..b.num_rows()).filter(|i| role.value(*i) == "child") {
             records.push(LinkRecord {
                 source: src.value(i).to_string(),
                 source_person_key: person.value(i).to_string(),
                 nhs: opt_str(&nhs, i),
                 demo: opt_str(&demo, i),
+                demo_name: demo_name.as_ref().and_then(|d| opt_str(d, i)),
                 ..Default::default()
             });
         }
@@ -1058,10 +1088,12 @@ async fn link_children(
         let columns = [Some("key_nhs"), Some("_source"), demo_column]
             .into_iter()
             .flatten()
+            .chain(demo_column.map(|_| "key_demo_name"))
             .collect();
         for b in read(table, columns).await? {
             let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
             let demo = demo_column.map(|c| col_str(&b, c));
+            let demo_name = demo_name_of(&b);
             for i in 0..b.num_rows() {
                 if seen.insert((
                     sources::key_hash(src.value(i)),
@@ -1072,6 +1104,7 @@ async fn link_children(
                         source_person_key: nhs.value(i).to_string(),
                         nhs: opt_str(&nhs, i),
                         demo: demo.as_ref().and_then(|d| opt_str(d, i)),
+                        demo_name: demo_name.as_ref().and_then(|d| opt_str(d, i)),
                         ..Default::default()
                     });
                 }
@@ -1095,6 +1128,7 @@ async fn link_children(
         let mut columns = vec![own, "key_upn", "_source"];
         columns.extend(has_nhs.then_some("key_nhs"));
         columns.extend(has_demo.then_some("key_demo"));
+        columns.extend(has_demo.then_some("key_demo_name"));
         columns.dedup();
         for b in read(table, columns).await? {
             let (own_col, src, upn) = (
@@ -1104,6 +1138,7 @@ async fn link_children(
             );
             let nhs = has_nhs.then(|| col_str(&b, "key_nhs"));
             let demo = has_demo.then(|| col_str(&b, "key_demo"));
+            let demo_name = demo_name_of(&b);
             for i in 0..b.num_rows() {
                 let Some(key) = opt_str(&own_col, i) else {
                     continue;
@@ -1119,6 +1154,7 @@ async fn link_children(
                         nhs: nhs.as_ref().and_then(|a| opt_str(a, i)),
                         upn: opt_str(&upn, i),
                         demo: demo.as_ref().and_then(|a| opt_str(a, i)),
+                        demo_name: demo_name.as_ref().and_then(|a| opt_str(a, i)),
                     });
                 }
             }
@@ -1141,7 +1177,7 @@ async fn link_children(
         .collect();
     let (links, mut stats) = tokio::task::spawn_blocking({
         let p = p.clone();
-        move || linkage::link(&records, &p)
+        move || linkage::link(&records, &p, options)
     })
     .await?;
     let chis_children: HashSet<&str> = links

@@ -456,6 +456,23 @@ impl<'a> RowCheck<'a> {
         })
     }
 
+    /// `key_demo_name` (the optional DEMO_NAME rule) from a surname, the first given name and
+    /// a date of birth; `None` when any is missing or a name has no letters left.
+    pub fn demo_name_key(
+        &self,
+        surname: Option<&str>,
+        given: Option<&str>,
+        dob: Option<NaiveDate>,
+    ) -> Option<String> {
+        let (s, g) = (checks::surname(surname?), checks::given_name(given?));
+        let dob = dob?;
+        (!s.is_empty() && !g.is_empty()).then(|| {
+            self.ctx
+                .pseudonymiser
+                .demographic_name(&s, &g, &dob.to_string())
+        })
+    }
+
     /// An NHS number checked by modulus 11 (E006), returned as its `key_nhs`.
     pub fn nhs_key(&mut self, name: &str, required: bool) -> Option<Rc<str>> {
         let v = self.present(name, required)?;

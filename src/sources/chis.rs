@@ -21,6 +21,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
     ("key_nhs", ColType::Str),
     ("local_key", ColType::Str),
     ("key_demo", ColType::Str),
+    ("key_demo_name", ColType::Str),
     ("date_of_birth", ColType::Date),
     ("sex", ColType::Str),
     ("lsoa11", ColType::Str),
@@ -68,10 +69,12 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         return false;
     }
     let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
+    let key_demo_name = r.demo_name_key(r.get("family_name"), r.get("given_name"), dob);
     let pc = postcode.as_ref();
     out.str(key_nhs.as_deref())
         .str(local.as_deref())
         .str(key_demo.as_deref())
+        .str(key_demo_name.as_deref())
         .date(dob)
         .str(sex)
         .str(pc.and_then(|p| p.lsoa11.as_deref()))

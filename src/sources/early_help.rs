@@ -37,6 +37,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
     ("key_nhs", ColType::Str),
     ("key_upn", ColType::Str),
     ("key_demo", ColType::Str),
+    ("key_demo_name", ColType::Str),
     ("sex", ColType::Str),
     ("ethnicity", ColType::Str),
     ("date_of_birth", ColType::Date),
@@ -128,12 +129,14 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         return false;
     }
     let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
+    let key_demo_name = r.demo_name_key(r.get("family_name"), r.get("given_name"), dob);
     let pc = postcode.as_ref();
     out.str(child.as_deref())
         .str(family.as_deref())
         .str(key_nhs.as_deref())
         .str(key_upn.as_deref())
         .str(key_demo.as_deref())
+        .str(key_demo_name.as_deref())
         .str(sex)
         .str(ethnicity)
         .date(dob)

@@ -64,6 +64,7 @@ pub const FIELDS: &[Field] = &[
 pub const COLUMNS: &[(&str, ColType)] = &[
     ("key_upn", ColType::Str),
     ("key_demo", ColType::Str),
+    ("key_demo_name", ColType::Str),
     ("date_of_birth", ColType::Date),
     ("lsoa11", ColType::Str),
     ("lsoa21", ColType::Str),
@@ -180,9 +181,11 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
             .all(|(_, j)| *j == Some("expected"))
     });
     let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
+    let key_demo_name = r.demo_name_key(r.get("family_name"), r.get("given_name"), dob);
     let pc = postcode.as_ref();
     out.str(key_upn.as_deref())
         .str(key_demo.as_deref())
+        .str(key_demo_name.as_deref())
         .date(dob)
         .str(pc.and_then(|p| p.lsoa11.as_deref()))
         .str(pc.and_then(|p| p.lsoa21.as_deref()))

@@ -47,6 +47,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
     ("role", ColType::Str),
     ("key_nhs", ColType::Str),
     ("key_demo", ColType::Str),
+    ("key_demo_name", ColType::Str),
     ("date_of_birth", ColType::Date),
     ("sex", ColType::Str),
     ("lsoa11", ColType::Str),
@@ -118,6 +119,11 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         );
     }
     let key_demo = r.demo_key(surname.filter(|_| child), dob, postcode.as_ref());
+    let key_demo_name = r.demo_name_key(
+        surname.filter(|_| child),
+        r.get("given_name").filter(|_| child),
+        dob,
+    );
     let pc = postcode.as_ref();
     out.str(person.as_deref())
         .str(family.as_deref())
@@ -125,6 +131,7 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         .str(role)
         .str(key_nhs.as_deref())
         .str(key_demo.as_deref())
+        .str(key_demo_name.as_deref())
         .date(dob)
         .str(sex)
         .str(pc.and_then(|p| p.lsoa11.as_deref()))

@@ -22,6 +22,7 @@ pub const COLUMNS: &[(&str, ColType)] = &[
     ("key_nhs", ColType::Str),
     ("key_upn", ColType::Str),
     ("key_demo", ColType::Str),
+    ("key_demo_name", ColType::Str),
     ("date_of_birth", ColType::Date),
     ("lsoa11", ColType::Str),
     ("lsoa21", ColType::Str),
@@ -47,11 +48,13 @@ pub(super) fn row(r: &mut RowCheck<'_>, out: &mut TableBuilder, st: &mut KindSta
         return false;
     }
     let key_demo = r.demo_key(r.get("family_name"), dob, postcode.as_ref());
+    let key_demo_name = r.demo_name_key(r.get("family_name"), r.get("given_name"), dob);
     let pc = postcode.as_ref();
     out.str(la_key.as_deref())
         .str(key_nhs.as_deref())
         .str(key_upn.as_deref())
         .str(key_demo.as_deref())
+        .str(key_demo_name.as_deref())
         .date(dob)
         .str(pc.and_then(|p| p.lsoa11.as_deref()))
         .str(pc.and_then(|p| p.lsoa21.as_deref()))

@@ -68,3 +68,33 @@ fn shipped_pipelines_are_valid() {
         earlystart::config::load(project, &name).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
 }
+
+#[test]
+fn the_optional_linkage_rule_is_off_unless_turned_on() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = Path::new("pipelines/p.toml");
+    let source = "[[source]]\nname = \"r\"\ncanonical = \"registrations\"\npath = \"r.csv\"\n";
+    let off = earlystart::config::parse(project, file, source).unwrap();
+    assert!(!off.linkage.demo_name);
+    let on = earlystart::config::parse(
+        project,
+        file,
+        &format!("[linkage]\ndemo_name = true\n\n{source}"),
+    )
+    .unwrap();
+    assert!(on.linkage.demo_name);
+    // A misspelt rule is an error with its place, not silently the default.
+    let errs = earlystart::config::parse(
+        project,
+        file,
+        &format!("[linkage]\ndemo_nam = true\n\n{source}"),
+    )
+    .unwrap_err();
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|e| e.starts_with("pipelines/p.toml:") && e.contains("demo_nam")),
+        "{shown:#?}"
+    );
+}
