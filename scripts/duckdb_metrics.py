@@ -43,6 +43,10 @@ create macro newcombe_upper(x1, n1, x2, n2) as x1/n1 - x2/n2
     + sqrt(power(wilson_upper(x1, n1) - x1/n1, 2) + power(x2/n2 - wilson_lower(x2, n2), 2));
 create macro poisson_lower(x) as case when x >= 10 then x * power(1 - 1/(9*x) - z()/(3*sqrt(x)), 3) end;
 create macro poisson_upper(x) as case when x >= 10 then (x+1) * power(1 - 1/(9*(x+1)) + z()/(3*sqrt(x+1)), 3) end;
+create macro mean_lower(n, s, ss) as case when n >= 2 then s/n
+    - z() * sqrt(greatest((ss - n * (s/n) * (s/n)) / (n - 1), 0)) / sqrt(n) end;
+create macro mean_upper(n, s, ss) as case when n >= 2 then s/n
+    + z() * sqrt(greatest((ss - n * (s/n) * (s/n)) / (n - 1), 0)) / sqrt(n) end;
 """
 
 

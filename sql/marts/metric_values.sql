@@ -1,6 +1,6 @@
 -- Every metric value in the layout of metrics.md §1.3: the value with its confidence
 -- interval (Wilson for percentages, Byar's / exact Poisson for counts and rates, Newcombe
--- for differences), compared with the value for the whole deployment (the LA) for the same
+-- for differences, mean ± z·s/√n for means), compared with the value for the whole deployment (the LA) for the same
 -- metric, period and breakdown, and the whole deployment with the England value where
 -- one is published (reference/comparators.csv). Suppression is applied when a report is rendered, per
 -- audience (disclosure.md), so the policy here is `none`.
@@ -37,6 +37,7 @@ valued as (
             when 'percent' then 100.0 * r.numerator / nullif(r.denominator, 0)
             when 'rate_per_10000' then 10000.0 * r.numerator / nullif(r.denominator, 0)
             when 'count' then cast(r.numerator as double)
+            when 'mean' then cast(r.numerator as double) / nullif(r.denominator, 0)
             when 'difference_pts' then
                 100.0 * (cast(r.numerator as double) / nullif(r.denominator, 0)
                     - cast(r.comparison_numerator as double) / nullif(r.comparison_denominator, 0))
@@ -48,6 +49,8 @@ valued as (
             when 'rate_per_10000' then
                 10000.0 * poisson_lower(r.numerator) / nullif(r.denominator, 0)
             when 'count' then poisson_lower(r.numerator)
+            -- means carry their sum of squares in comparison_numerator
+            when 'mean' then mean_lower(r.denominator, r.numerator, r.comparison_numerator)
             when 'difference_pts' then 100.0 * newcombe_lower(
                 r.numerator, r.denominator, r.comparison_numerator, r.comparison_denominator)
         end as lower_95,
@@ -56,6 +59,7 @@ valued as (
             when 'rate_per_10000' then
                 10000.0 * poisson_upper(r.numerator) / nullif(r.denominator, 0)
             when 'count' then poisson_upper(r.numerator)
+            when 'mean' then mean_upper(r.denominator, r.numerator, r.comparison_numerator)
             when 'difference_pts' then 100.0 * newcombe_upper(
                 r.numerator, r.denominator, r.comparison_numerator, r.comparison_denominator)
         end as upper_95,
@@ -63,6 +67,7 @@ valued as (
             when cat.unit = 'percent' and r.denominator > 0 then 'wilson'
             when cat.unit in ('count', 'rate_per_10000') and r.numerator >= 10 then 'byar'
             when cat.unit in ('count', 'rate_per_10000') and r.numerator >= 0 then 'exact_poisson'
+            when cat.unit = 'mean' and r.denominator >= 2 then 'normal_mean'
             when cat.unit = 'difference_pts' and r.denominator > 0
                 and r.comparison_denominator > 0 then 'newcombe'
             else 'none'

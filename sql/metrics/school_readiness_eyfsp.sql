@@ -1,9 +1,13 @@
--- SR-10, SR-11, SR-12 and SR-14 (metrics.md §3.2): EYFS Profile results by academic year,
--- for pupils with a result in all 17 ELGs (the `complete` flag; W007 pupils are left out),
--- placed by the residence of their EYFSP postcode. GLD is the `gld` the ingest derived from
+-- SR-10 … SR-15 (metrics.md §3.2–3.3): EYFS Profile results by academic year, for pupils
+-- with a result in all 17 ELGs (the `complete` flag; W007 pupils are left out), placed by
+-- the residence of their EYFSP postcode. GLD is the `gld` the ingest derived from
 -- reference/eyfsp_elgs.csv, never a figure from the extract. A pupil is counted once per
 -- academic year even if two files carry them. SR-12 is the not-FSM minus FSM gap in
--- percentage points (positive: FSM pupils do worse), from unrounded values.
+-- percentage points (positive: FSM pupils do worse), from unrounded values. SR-13 is the
+-- mean number of ELGs at expected (its sum of squares rides in comparison_numerator, for
+-- the interval of a mean). SR-15 compares GLD of pupils whose linked child had sustained
+-- centre engagement before Reception began (1 September) with all other pupils: an
+-- association, not an effect.
 with results as (
     select
         e.*,
@@ -27,6 +31,31 @@ pupils as (
         coalesce(a.deprivation_band, 'unknown') as deprivation_band,
         case when e.fsm_eligible then 'fsm' else 'not_fsm' end as fsm,
         e.gld,
+        case
+            when eng.first_sustained_date < make_date(cast(substr(e.academic_year, 1, 4) as int), 9, 1)
+                then 'sustained'
+            when reg.first_registration_date
+                <= make_date(cast(substr(e.academic_year, 1, 4) as int), 9, 1)
+                then 'registered_not_sustained'
+            else 'not_registered_or_unlinked'
+        end as engagement,
+        case when e.elg_listening_attention_understanding = 'expected' then 1 else 0 end
+            + case when e.elg_speaking = 'expected' then 1 else 0 end
+            + case when e.elg_self_regulation = 'expected' then 1 else 0 end
+            + case when e.elg_managing_self = 'expected' then 1 else 0 end
+            + case when e.elg_building_relationships = 'expected' then 1 else 0 end
+            + case when e.elg_gross_motor = 'expected' then 1 else 0 end
+            + case when e.elg_fine_motor = 'expected' then 1 else 0 end
+            + case when e.elg_comprehension = 'expected' then 1 else 0 end
+            + case when e.elg_word_reading = 'expected' then 1 else 0 end
+            + case when e.elg_writing = 'expected' then 1 else 0 end
+            + case when e.elg_number = 'expected' then 1 else 0 end
+            + case when e.elg_numerical_patterns = 'expected' then 1 else 0 end
+            + case when e.elg_past_and_present = 'expected' then 1 else 0 end
+            + case when e.elg_people_culture_communities = 'expected' then 1 else 0 end
+            + case when e.elg_natural_world = 'expected' then 1 else 0 end
+            + case when e.elg_creating_with_materials = 'expected' then 1 else 0 end
+            + case when e.elg_being_imaginative_expressive = 'expected' then 1 else 0 end as elgs_expected,
         e.elg_listening_attention_understanding = 'expected'
             and e.elg_speaking = 'expected'
             and e.elg_self_regulation = 'expected'
@@ -48,6 +77,13 @@ pupils as (
     left join stg_lsoa_attributes as a
         on (a.lsoa11 is not distinct from e.lsoa11)
         and (a.lsoa21 is not distinct from e.lsoa21)
+    left join person_link as l on l.source = e._source and l.source_person_key = e.key_upn
+    left join stg_child_engagement as eng on eng.child_key = l.child_key
+    left join (
+        select child_key, min(registration_date) as first_registration_date
+        from stg_registered_children
+        group by child_key
+    ) as reg on reg.child_key = l.child_key
     where e.pick = 1
 ),
 
@@ -63,13 +99,16 @@ fine as (
         lot,
         deprivation_band,
         fsm,
+        engagement,
         count(*) as pupils,
         count(*) filter (where gld) as gld,
-        count(*) filter (where all_17) as all_17
+        count(*) filter (where all_17) as all_17,
+        sum(elgs_expected) as elgs_expected,
+        sum(elgs_expected * elgs_expected) as elgs_expected_squares
     from pupils
     group by
         period_type, period_start, period_end, la_code, reach_area, eh_area, lot,
-        deprivation_band, fsm
+        deprivation_band, fsm, engagement
 ),
 
 placed as (
@@ -87,12 +126,13 @@ placed as (
             when 'all' then 'all'
             when 'deprivation' then f.deprivation_band
             when 'fsm' then f.fsm
+            when 'engagement' then f.engagement
         end as breakdown_value,
         f.*
     from fine as f
     cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
-    cross join (values ('all'), ('deprivation'), ('fsm')) as b(breakdown_type)
+    cross join (values ('all'), ('deprivation'), ('fsm'), ('engagement')) as b(breakdown_type)
 ),
 
 counted as (
@@ -110,7 +150,13 @@ counted as (
         sum(case when fsm = 'fsm' then pupils else 0 end) as fsm_pupils,
         sum(case when fsm = 'fsm' then gld else 0 end) as fsm_gld,
         sum(case when fsm = 'not_fsm' then pupils else 0 end) as other_pupils,
-        sum(case when fsm = 'not_fsm' then gld else 0 end) as other_gld
+        sum(case when fsm = 'not_fsm' then gld else 0 end) as other_gld,
+        sum(elgs_expected) as elgs_expected,
+        sum(elgs_expected_squares) as elgs_expected_squares,
+        sum(case when engagement = 'sustained' then pupils else 0 end) as sustained_pupils,
+        sum(case when engagement = 'sustained' then gld else 0 end) as sustained_gld,
+        sum(case when engagement <> 'sustained' then pupils else 0 end) as others_pupils,
+        sum(case when engagement <> 'sustained' then gld else 0 end) as others_gld
     from placed
     where geography_code is not null
     group by
@@ -152,3 +198,18 @@ select
     breakdown_type, breakdown_value, other_gld, other_pupils, fsm_gld, fsm_pupils, ''
 from counted
 where breakdown_type <> 'fsm'
+union all
+select
+    'SR-13', period_type, period_start, period_end, geography_type, geography_code,
+    breakdown_type, breakdown_value, elgs_expected, pupils, elgs_expected_squares,
+    cast(null as bigint), ''
+from counted
+union all
+-- Sustained before Reception against every other pupil, overall and within the FSM and
+-- deprivation strata (not by engagement: it is the comparison itself).
+select
+    'SR-15', period_type, period_start, period_end, geography_type, geography_code,
+    breakdown_type, breakdown_value, sustained_gld, sustained_pupils, others_gld,
+    others_pupils, 'association_not_effect'
+from counted
+where breakdown_type in ('all', 'deprivation', 'fsm')

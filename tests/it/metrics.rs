@@ -798,6 +798,18 @@ fn we3_eyfsp_good_level_of_development() {
     check(&k("SR-10"), 4, 7, Some((25.0, 84.2)));
     check(&k("SR-11"), 2, 3, Some((20.8, 93.9)));
     check(&k("SR-14"), 2, 7, Some((8.2, 64.1)));
+    // SR-13: 108 ELGs at expected over 7 pupils = 15.4 (s = 1.718, 14.2 – 16.7).
+    check(&k("SR-13"), 108, 7, Some((14.2, 16.7)));
+    assert_eq!(r1(world()[&k("SR-13")].2), 15.4);
+    // No pupil links to a child with centre engagement: SR-15's engaged group is empty and
+    // every pupil is in the comparison, as SR-10 by engagement shows.
+    check(&k("SR-15"), 0, 0, None);
+    check(
+        "SR-10|academic_year|2024-08-31|reach_area|R3|engagement|not_registered_or_unlinked",
+        4,
+        7,
+        None,
+    );
     // Not-FSM 2/4 against FSM 2/3: −16.7 points (FSM pupils did better here).
     check(&k("SR-12"), 2, 4, None);
     assert_eq!(r1(world()[&k("SR-12")].2), -16.7);
