@@ -466,6 +466,11 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     println!();
     for (label, folder, project) in [
         ("as generated", extracts.to_path_buf(), project),
+        (
+            "as generated, DEMO_NAME on",
+            extracts.to_path_buf(),
+            with_demo_name.as_path(),
+        ),
         ("demographic keys only", demographic.clone(), project),
         (
             "demographic keys only, DEMO_NAME on",

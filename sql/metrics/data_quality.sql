@@ -1,8 +1,11 @@
 -- DQ-01 and DQ-03 (metrics.md §6.1): registered children under 5 at the period end, placed
 -- by residence (the register's if linked to it, else the registration's own LSOA): how many
 -- are matched to the child health register, and how many have a postcode that resolved to
--- an LSOA. DQ-02 needs the quarantine placed by centre and the rows read per centre, which
--- the ingest does not record yet.
+-- an LSOA. DQ-02: children's centre rows (registrations, attendances) quarantined, charged
+-- to the centre they name and the period of their own date (registration or session date),
+-- over all such rows read; only the quarantine of files whose rows are in the lake now
+-- counts (a replaced snapshot's rejections go with it). A row naming no known centre counts
+-- for the deployment only; a row whose date does not parse cannot be placed in a period.
 with registered as (
     select
         pr.period_type,
@@ -34,6 +37,74 @@ facts as (
         on (a.lsoa11 is not distinct from r.lsoa11)
         and (a.lsoa21 is not distinct from r.lsoa21)
     where coalesce(c.date_of_birth, r.date_of_birth) + interval '5 years' > r.period_end
+),
+
+current_files as (
+    select distinct _source as source, _file_sha256 as file_sha256 from registrations
+    union
+    select distinct _source, _file_sha256 from attendances
+),
+
+-- A row with several faults is one row.
+quarantined_rows as (
+    select distinct q.file_sha256, q.row_number, q.centre_id, q.record_date
+    from quarantine as q
+    inner join current_files as f
+        on f.source = q.source and f.file_sha256 = q.file_sha256
+    where q.record_date is not null
+),
+
+centre_rows as (
+    select centre_id, registration_date as record_date, 0 as quarantined from registrations
+    union all
+    select centre_id, session_date, 0 from attendances
+    union all
+    select centre_id, record_date, 1 from quarantined_rows
+),
+
+-- Periods start on the first of a month and end on a month end: rows by month first.
+centre_months as (
+    select
+        centre_id,
+        cast(date_trunc('month', record_date) as date) as month_start,
+        sum(quarantined) as quarantined,
+        count(*) as rows_read
+    from centre_rows
+    group by 1, 2
+),
+
+dq02_fine as (
+    select
+        pr.period_type,
+        pr.period_start,
+        pr.period_end,
+        coalesce(c.centre_id, '') as centre_id,
+        sum(m.quarantined) as quarantined,
+        sum(m.rows_read) as rows_read
+    from stg_periods as pr
+    inner join centre_months as m
+        on m.month_start between
+            case when pr.period_type = 'rolling12' then pr.window_start else pr.period_start end
+            and pr.period_end
+    left join centres as c on c.centre_id = m.centre_id
+    group by 1, 2, 3, 4
+),
+
+dq02 as (
+    select
+        'DQ-02' as metric_id,
+        period_type,
+        period_start,
+        period_end,
+        g.geography_type,
+        case g.geography_type when 'deployment' then 'ALL' else f.centre_id end
+            as geography_code,
+        sum(quarantined) as numerator,
+        sum(rows_read) as denominator
+    from dq02_fine as f
+    cross join (values ('deployment'), ('centre')) as g(geography_type)
+    where g.geography_type = 'deployment' or f.centre_id <> ''
+    group by 1, 2, 3, 4, 5, 6
 ),
 
 -- Counted at the finest grain first, then spread over the geographies.
@@ -87,3 +158,19 @@ from placed as p
 cross join (values ('DQ-01'), ('DQ-03')) as m(metric_id)
 where p.geography_code is not null
 group by m.metric_id, p.period_type, p.period_start, p.period_end, p.geography_type, p.geography_code
+union all
+select
+    metric_id,
+    period_type,
+    period_start,
+    period_end,
+    geography_type,
+    geography_code,
+    'all',
+    'all',
+    numerator,
+    denominator,
+    cast(null as bigint),
+    cast(null as bigint),
+    ''
+from dq02

@@ -136,5 +136,7 @@ select
 from counted as c
 cross join latest_census as lc
 left join stg_population_0_4 as d
-    on d.geography_type = c.geography_type and d.geography_code = c.geography_code
+    on d.geography_type = c.geography_type
+    and d.geography_code = c.geography_code
+    and d.breakdown_type = 'all'
 where c.metric_id <> 'SC-05' or d.people is not null

@@ -4,7 +4,10 @@
 -- mid-year estimate (lsoa_population). Children are placed by the residence the
 -- sc_person_identifiers side file gives them (UNKNOWN without it); the deployment row counts
 -- every child in the census. A referral or plan carried by two census files counts once,
--- as the latest file has it.
+-- as the latest file has it. Breakdowns: deprivation band of that residence (rates per
+-- 10,000 of the 0–4 population in the band), and sex and ethnicity group from the census
+-- or 903 header (SC-02 only: the ONS file gives no population by sex or ethnicity, so
+-- those rates have no denominator).
 with years as (
     select p.period_type, p.period_start, p.period_end
     from stg_periods as p
@@ -18,7 +21,9 @@ children as (
         _file_sha256,
         date_of_birth,
         expected_date_of_birth,
-        reference_date
+        reference_date,
+        sex,
+        ethnicity
     from cin_child
 ),
 
@@ -26,7 +31,8 @@ residence as (
     select
         s.la_child_key,
         min(a.reach_area) as reach_area,
-        min(coalesce(a.la_code, 'UNKNOWN')) as la_code
+        min(coalesce(a.la_code, 'UNKNOWN')) as la_code,
+        min(coalesce(a.deprivation_band, 'unknown')) as deprivation_band
     from sc_person_identifiers as s
     left join stg_lsoa_attributes as a
         on (a.lsoa11 is not distinct from s.lsoa11)
@@ -44,6 +50,8 @@ referrals as (
             e.closure_date,
             c.date_of_birth,
             c.expected_date_of_birth,
+            c.sex,
+            c.ethnicity,
             row_number() over (
                 partition by e.la_child_key, e.referral_date
                 order by e.reference_date desc
@@ -63,6 +71,8 @@ plans as (
             p.start_date,
             p.end_date,
             c.date_of_birth,
+            c.sex,
+            c.ethnicity,
             row_number() over (
                 partition by p.la_child_key, p.start_date
                 order by e.reference_date desc
@@ -83,21 +93,26 @@ looked_after as (
         ep.la_child_key,
         ep.decom,
         ep.dec,
-        h.date_of_birth
+        h.date_of_birth,
+        h.sex,
+        h.ethnicity
     from ssda903_episodes as ep
     inner join ssda903_header as h on h.la_child_key = ep.la_child_key
 ),
 
--- One row per counted child or event: (metric, year, child, in numerator, in denominator).
+-- One row per counted child or event: (metric, year, child, in numerator, in denominator,
+-- the child's sex and ethnicity).
 events as (
-    select 'SC-01' as metric_id, y.period_end, r.la_child_key, 1 as num, 0 as den
+    select
+        'SC-01' as metric_id, y.period_end, r.la_child_key, 1 as num, 0 as den, r.sex,
+        r.ethnicity
     from years as y
     inner join referrals as r
         on r.referral_date between y.period_start and y.period_end
     where r.date_of_birth <= r.referral_date
         and r.date_of_birth + interval '5 years' > r.referral_date
     union all
-    select 'SC-01U', y.period_end, r.la_child_key, 1, 0
+    select 'SC-01U', y.period_end, r.la_child_key, 1, 0, r.sex, r.ethnicity
     from years as y
     inner join referrals as r
         on r.referral_date between y.period_start and y.period_end
@@ -112,7 +127,9 @@ events as (
         max(case
             when prev.referral_date >= r.referral_date - interval '12 months' then 1 else 0
         end),
-        1
+        1,
+        r.sex,
+        r.ethnicity
     from years as y
     inner join referrals as r
         on r.referral_date between y.period_start and y.period_end
@@ -120,9 +137,9 @@ events as (
         on prev.la_child_key = r.la_child_key and prev.referral_date < r.referral_date
     where r.date_of_birth <= r.referral_date
         and r.date_of_birth + interval '5 years' > r.referral_date
-    group by y.period_end, r.la_child_key, r.referral_date
+    group by y.period_end, r.la_child_key, r.referral_date, r.sex, r.ethnicity
     union all
-    select distinct 'SC-03', y.period_end, p.la_child_key, 1, 0
+    select distinct 'SC-03', y.period_end, p.la_child_key, 1, 0, p.sex, p.ethnicity
     from years as y
     inner join plans as p
         on p.start_date <= y.period_end
@@ -130,20 +147,20 @@ events as (
     where p.date_of_birth <= y.period_end
         and p.date_of_birth + interval '5 years' > y.period_end
     union all
-    select 'SC-03S', y.period_end, p.la_child_key, 1, 0
+    select 'SC-03S', y.period_end, p.la_child_key, 1, 0, p.sex, p.ethnicity
     from years as y
     inner join plans as p on p.start_date between y.period_start and y.period_end
     where p.date_of_birth <= p.start_date
         and p.date_of_birth + interval '5 years' > p.start_date
     union all
-    select distinct 'SC-04', y.period_end, l.la_child_key, 1, 0
+    select distinct 'SC-04', y.period_end, l.la_child_key, 1, 0, l.sex, l.ethnicity
     from years as y
     inner join looked_after as l
         on l.decom <= y.period_end and (l.dec is null or l.dec > y.period_end)
     where l.date_of_birth <= y.period_end
         and l.date_of_birth + interval '5 years' > y.period_end
     union all
-    select distinct 'SC-07', y.period_end, r.la_child_key, 1, 0
+    select distinct 'SC-07', y.period_end, r.la_child_key, 1, 0, r.sex, r.ethnicity
     from years as y
     inner join referrals as r
         on r.referral_date <= y.period_end
@@ -160,10 +177,29 @@ placed as (
             when 'la' then coalesce(res.la_code, 'UNKNOWN')
             when 'reach_area' then res.reach_area
         end as geography_code,
-        ev.*
+        b.breakdown_type,
+        case b.breakdown_type
+            when 'all' then 'all'
+            -- children the side file does not place have no band (and no rate by band)
+            when 'deprivation' then case
+                when res.la_child_key is null then 'no_residence'
+                else coalesce(res.deprivation_band, 'unknown')
+            end
+            when 'sex' then coalesce(ev.sex, 'unknown')
+            when 'ethnicity_group' then coalesce(eth.major_group, 'Unknown')
+        end as breakdown_value,
+        ev.metric_id,
+        ev.period_end,
+        ev.num,
+        ev.den
     from events as ev
     left join residence as res on res.la_child_key = ev.la_child_key
+    left join ref_ethnicity as eth on eth.code = ev.ethnicity
     cross join (values ('deployment'), ('la'), ('reach_area')) as g(geography_type)
+    cross join (values ('all'), ('deprivation'), ('sex'), ('ethnicity_group'))
+        as b(breakdown_type)
+    -- no population by sex or ethnicity: those breakdowns are for SC-02's percentage only
+    where b.breakdown_type in ('all', 'deprivation') or ev.metric_id = 'SC-02'
 ),
 
 counted as (
@@ -174,6 +210,8 @@ counted as (
         pl.period_end,
         pl.geography_type,
         pl.geography_code,
+        pl.breakdown_type,
+        pl.breakdown_value,
         sum(pl.num) as numerator,
         sum(pl.den) as events
     from placed as pl
@@ -181,7 +219,7 @@ counted as (
     where pl.geography_code is not null
     group by
         pl.metric_id, y.period_type, y.period_start, pl.period_end,
-        pl.geography_type, pl.geography_code
+        pl.geography_type, pl.geography_code, pl.breakdown_type, pl.breakdown_value
 )
 
 select
@@ -191,8 +229,8 @@ select
     c.period_end,
     c.geography_type,
     c.geography_code,
-    'all' as breakdown_type,
-    'all' as breakdown_value,
+    c.breakdown_type,
+    c.breakdown_value,
     c.numerator,
     case
         when c.metric_id = 'SC-02' then c.events
@@ -204,5 +242,8 @@ select
     case when c.geography_code = 'UNKNOWN' then 'approximate' else '' end as quality_flags
 from counted as c
 left join stg_population_0_4 as d
-    on d.geography_type = c.geography_type and d.geography_code = c.geography_code
+    on d.geography_type = c.geography_type
+    and d.geography_code = c.geography_code
+    and d.breakdown_type = c.breakdown_type
+    and d.breakdown_value = c.breakdown_value
 where c.metric_id in ('SC-02', 'SC-01U') or d.people is not null

@@ -1,5 +1,5 @@
 -- Everything a residence LSOA decides, for every (lsoa11, lsoa21) pair that a person record
--- carries: reach area (and so centre, early help area and lot), local authority, and the
+-- carries or the population estimate covers: reach area (and so centre, early help area and lot), local authority, and the
 -- deprivation decile and band in the configured index and vintage (metrics.md §1.1).
 with params as (
     select * from metric_params
@@ -15,6 +15,12 @@ pairs as (
     select distinct lsoa11, lsoa21 from sc_person_identifiers
     union
     select distinct lsoa11, lsoa21 from early_help_episodes
+    union
+    -- every LSOA of the population estimate, for the rates by deprivation band
+    select distinct lk.lsoa11cd, lk.lsoa21cd
+    from lsoa_population as pop
+    inner join lsoa_lookup as lk on lk.lsoa21cd = pop.lsoa_code
+    where pop.lsoa_vintage = 2021
 ),
 
 reach as (

@@ -169,6 +169,39 @@ impl LakeSession {
                 });
             }
         }
+        // The quarantine exists from the first rejected row on; before that it is empty, so
+        // the data quality SQL (DQ-02) plans on a clean lake too. One written before rows
+        // carried their centre and date shows those columns as nulls until a run adds them.
+        if tables.iter().any(|t| t.name == "quarantine") {
+            let stored = ctx.table("quarantine").await?;
+            if stored
+                .schema()
+                .field_with_unqualified_name("record_date")
+                .is_err()
+            {
+                use datafusion::prelude::lit;
+                use datafusion::scalar::ScalarValue;
+                let widened = stored
+                    .with_column("centre_id", lit(ScalarValue::Utf8(None)))?
+                    .with_column("record_date", lit(ScalarValue::Date32(None)))?;
+                ctx.deregister_table("quarantine")?;
+                ctx.register_table("quarantine", widened.into_view())?;
+            }
+        } else {
+            put_table(
+                &ctx,
+                scratch.as_ref(),
+                "quarantine",
+                crate::pipeline::records::issue_schema(),
+                vec![],
+            )
+            .await?;
+            tables.push(TableEntry {
+                name: "quarantine".to_string(),
+                area: "absent".to_string(),
+                version: -1,
+            });
+        }
         Ok(Self {
             ctx,
             tables,

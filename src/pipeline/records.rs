@@ -26,6 +26,9 @@ pub fn issue_schema() -> SchemaRef {
         ("value_hmac", ColType::Str),
         ("xml_line", ColType::Int),
         ("xml_path", ColType::Str),
+        // the record's own centre and date, when its extract has them (DQ-02)
+        ("centre_id", ColType::Str),
+        ("record_date", ColType::Date),
     ])
 }
 
@@ -48,7 +51,9 @@ pub fn issue_batch(run_id: &str, at: &str, file: &FileMeta, issues: &[Issue]) ->
             .str(i.value_preview.as_deref())
             .str(i.value_hmac.as_deref())
             .int(i.xml_path.as_ref().map(|_| i.row_number as i64))
-            .str(i.xml_path.as_deref());
+            .str(i.xml_path.as_deref())
+            .str(i.place.centre_id.as_deref())
+            .date(i.place.record_date);
         b.end_row();
     }
     b.finish()

@@ -371,6 +371,10 @@ fn outcome_label(outcome: &str) -> &'static str {
     }
 }
 
+fn years(v: f64) -> String {
+    format!("{v} year{}", if v == 1.0 { "" } else { "s" })
+}
+
 fn money(v: f64) -> String {
     format!(
         "{}£{}",
@@ -471,7 +475,7 @@ pub fn view(
             difference: String::new(),
             avoided: String::new(),
             unit_cost: String::new(),
-            duration: format!("{} years", o.duration_years),
+            duration: years(o.duration_years),
             cost: String::new(),
             reliable: false,
         };
@@ -553,8 +557,9 @@ pub fn view(
                 )
             }),
             duration: format!(
-                "{} years (present value {:.2})",
-                o.duration_years, e.present_value
+                "{} (present value {:.2})",
+                years(o.duration_years),
+                e.present_value
             ),
             cost: format!("{} ({} to {})", money(c), money(clo), money(chi)),
             reliable: e.reliable(),

@@ -16,7 +16,9 @@ use calamine::{Data, Reader, Xlsx};
 use chrono::NaiveDate;
 
 use super::builder::{ColType, TableBuilder, Value};
-use super::{Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, TablesIngested};
+use super::{
+    Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, Placement, TablesIngested,
+};
 use crate::rules::{Rule, Severity};
 
 /// How an Annex A column is read.
@@ -415,6 +417,7 @@ impl Cell<'_> {
             value_preview: (!identifying).then(|| raw.chars().take(64).collect()),
             value_hmac: identifying.then(|| self.ctx.pseudonymiser.hmac(raw)),
             xml_path: None,
+            place: Placement::default(),
         };
         match rule.severity() {
             Severity::Warning | Severity::Info => self.warnings.push(issue),

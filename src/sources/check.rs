@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::context::{Context, PostcodeEntry};
 use super::reader::Pos;
-use super::{Field, FileMeta, Issue, Mapping};
+use super::{Field, FileMeta, Issue, Mapping, Placement};
 use crate::identity::checks;
 use crate::rules::{Rule, Severity};
 
@@ -148,6 +148,7 @@ impl<'a> RowCheck<'a> {
             value_preview,
             value_hmac,
             xml_path: None,
+            place: self.placement(),
         };
         match rule.severity() {
             Severity::Warning | Severity::Info => self.warnings.push(issue),
@@ -212,33 +213,54 @@ impl<'a> RowCheck<'a> {
         }
     }
 
-    /// A date in one of the mapping's formats (E002); `required` adds E001.
-    pub fn date(&mut self, name: &str, required: bool) -> Option<NaiveDate> {
-        let v = self.present(name, required)?;
-        let default = ["%Y-%m-%d".to_string()];
-        let formats = if self.mapping.date_formats.is_empty() {
-            &default[..]
-        } else {
-            &self.mapping.date_formats[..]
+    /// The record's centre and date as written, for an issue (when the extract has them).
+    fn placement(&self) -> Placement {
+        let raw = |name: &str| {
+            self.fields
+                .iter()
+                .position(|f| f.name == name)
+                .and_then(|i| self.values[i])
         };
-        // ISO dates (the canonical form) take chrono's fast parser; other formats the general one.
-        let parse = |f: &String| {
+        Placement {
+            centre_id: raw("centre_id").map(str::to_string),
+            record_date: ["session_date", "registration_date"]
+                .into_iter()
+                .find_map(raw)
+                .and_then(|v| self.parse_date(v)),
+        }
+    }
+
+    /// `v` in one of the mapping's date formats (ISO when it declares none).
+    fn parse_date(&self, v: &str) -> Option<NaiveDate> {
+        let formats = &self.mapping.date_formats;
+        if formats.is_empty() {
+            // ISO dates (the canonical form) take chrono's fast parser.
+            return v.parse::<NaiveDate>().ok();
+        }
+        formats.iter().find_map(|f| {
             if f == "%Y-%m-%d" {
                 v.parse::<NaiveDate>().ok()
             } else {
                 NaiveDate::parse_from_str(v, f).ok()
             }
-        };
-        match formats.iter().find_map(parse) {
+        })
+    }
+
+    /// A date in one of the mapping's formats (E002); `required` adds E001.
+    pub fn date(&mut self, name: &str, required: bool) -> Option<NaiveDate> {
+        let v = self.present(name, required)?;
+        match self.parse_date(v) {
             Some(d) => Some(d),
             None => {
+                let formats = if self.mapping.date_formats.is_empty() {
+                    "%Y-%m-%d".to_string()
+                } else {
+                    self.mapping.date_formats.join(" or ")
+                };
                 self.issue(
                     name,
                     Rule::E002,
-                    format!(
-                        "{name} is not a date in the declared format ({}).",
-                        formats.join(" or ")
-                    ),
+                    format!("{name} is not a date in the declared format ({formats})."),
                 );
                 None
             }

@@ -22,7 +22,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::builder::{ColType, TableBuilder, Value};
 use super::xml::{self, Item, Node};
-use super::{Context, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, SeenKeys, key_hash};
+use super::{Context, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, Placement, SeenKeys, key_hash};
 use crate::identity::checks;
 use crate::rules::{Rule, Severity};
 
@@ -594,6 +594,7 @@ impl<'a> Unit<'a> {
             value_preview,
             value_hmac,
             xml_path: Some(node.path.clone()),
+            place: Placement::default(),
         };
         match rule.severity() {
             Severity::Warning | Severity::Info => self.warnings.push(issue),

@@ -464,6 +464,18 @@ pub struct Issue {
     pub value_hmac: Option<String>,
     /// For XML files: the element path (`row_number` is then the line).
     pub xml_path: Option<String>,
+    /// Where the record belongs, when its extract says (data quality by centre, DQ-02).
+    pub place: Placement,
+}
+
+/// The centre and date of a quarantined record, read from its own fields when they parse:
+/// non-identifying, and what DQ-02 needs to charge a rejected row to a centre and period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    /// The record's `centre_id` as written.
+    pub centre_id: Option<String>,
+    /// Its session date (attendances) or registration date (registrations).
+    pub record_date: Option<NaiveDate>,
 }
 
 /// Hashed key → first row it was seen on (E005). 24 bytes an entry: multi-million-row files
@@ -582,6 +594,7 @@ impl Ingested {
                 value_preview: None,
                 value_hmac: None,
                 xml_path: None,
+                place: Placement::default(),
             }),
         }
     }
@@ -873,6 +886,7 @@ fn ingest_inner<R: std::io::Read>(
             value_preview: None,
             value_hmac: None,
             xml_path: None,
+            place: Placement::default(),
         });
     }
     let out = Ingested {

@@ -1,7 +1,7 @@
 //! Reads a canonical (or mapped) CSV file with the `csv` crate and presents each record as
 //! canonical field values: columns renamed, nulls applied, code values translated.
 
-use super::{Field, Issue, Mapping, Req};
+use super::{Field, Issue, Mapping, Placement, Req};
 use crate::rules::Rule;
 
 /// Location of a record in its file.
@@ -244,5 +244,6 @@ fn malformed(pos: Pos, message: String) -> Issue {
         value_preview: None,
         value_hmac: None,
         xml_path: None,
+        place: Placement::default(),
     }
 }

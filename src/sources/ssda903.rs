@@ -14,7 +14,9 @@ use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 
 use super::builder::{ColType, TableBuilder, Value};
-use super::{Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, SeenKeys, key_hash};
+use super::{
+    Context, ExtractKind, FileMeta, Ingested, Issue, LINEAGE_COLUMNS, Placement, SeenKeys, key_hash,
+};
 use crate::identity::checks;
 use crate::rules::{Rule, Severity};
 
@@ -449,6 +451,7 @@ fn issue(
         value_preview,
         value_hmac,
         xml_path: None,
+        place: Placement::default(),
     }
 }
 

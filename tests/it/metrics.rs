@@ -843,6 +843,24 @@ fn we5_social_care_rates_and_re_referrals() {
     // Only R1 has a residence (the side file): its reach area, over LSOA Z's population.
     check("SC-01|fy|2025-03-31|reach_area|R3|all|all", 1, 5, None);
     check("SC-02|fy|2025-03-31|la|UNKNOWN|all|all", 0, 2, None);
+    // By deprivation: R1 lives in Z (decile 5, `other`), and the population of the `other`
+    // band is X, Z and V (15); R2 and R3 have no residence, so no rate by band.
+    check(
+        "SC-01|fy|2025-03-31|deployment|ALL|deprivation|other",
+        1,
+        15,
+        None,
+    );
+    assert!(!world().contains_key("SC-01|fy|2025-03-31|deployment|ALL|deprivation|no_residence"));
+    check(
+        "SC-02|fy|2025-03-31|deployment|ALL|deprivation|no_residence",
+        0,
+        2,
+        None,
+    );
+    // By sex (SC-02 only: there is no population by sex): every census child is female.
+    check("SC-02|fy|2025-03-31|deployment|ALL|sex|female", 1, 3, None);
+    assert!(!world().contains_key("SC-01|fy|2025-03-31|deployment|ALL|sex|female"));
 }
 
 #[test]
@@ -1015,6 +1033,18 @@ fn models_without_statistics_plan_on_plain_datafusion() {
                     .register_table(kind.name(), std::sync::Arc::new(empty))
                     .unwrap();
             }
+        }
+        // Nothing was ever rejected in the world: the quarantine is empty, as the lake session
+        // registers it.
+        if !plain.table_exist("quarantine").unwrap() {
+            let empty = datafusion::datasource::MemTable::try_new(
+                earlystart::pipeline::records::issue_schema(),
+                vec![vec![]],
+            )
+            .unwrap();
+            plain
+                .register_table("quarantine", std::sync::Arc::new(empty))
+                .unwrap();
         }
         let project =
             earlystart::metrics::project::Project::load(&project().join("sql"), &plain).unwrap();

@@ -154,6 +154,11 @@ A5,P1,F1,CC1,PLAY,home,2021-06-01,60
             (6, "session_date", "E003")
         ])
     );
+    // Each issue carries the record's own centre and date: DQ-02 charges a rejected row to
+    // them.
+    let e003 = out.errors.iter().find(|i| i.rule.id() == "E003").unwrap();
+    assert_eq!(e003.place.centre_id.as_deref(), Some("CC1"));
+    assert_eq!(e003.place.record_date, Some(d("2021-06-01")));
     let fam = out
         .batch
         .column_by_name("family_key")
