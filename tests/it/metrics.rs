@@ -929,18 +929,10 @@ fn we7_health_visiting_support_without_service_levels() {
         model.replace("from hv_contacts", &format!("from {contacts}"))
     );
     // FW5 replaces FW4 in OV-01c; OV-01 stays 4 of 6 (FW1, FW2, FW3, FW5).
-    let mut rows = String::new();
-    for b in query_world(&sql) {
-        for i in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
-                .collect();
-            writeln!(rows, "{}", cells.join(",")).unwrap();
-        }
-    }
-    assert_eq!(rows, "OV-01,4,6\nOV-01c,1,6\n");
+    assert_eq!(
+        crate::support::rows_text(&query_world(&sql)),
+        ["OV-01|4|6", "OV-01c|1|6"]
+    );
 }
 
 #[test]

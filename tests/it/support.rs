@@ -85,3 +85,19 @@ print("ready", flush=True)
 while True:
     time.sleep(1)
 "#;
+
+/// Each row of `batches` as its cells' display strings joined by `|`.
+pub fn rows_text(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}

@@ -343,19 +343,7 @@ fn avoidance_cohorts_count_first_events_by_month() {
         )
         .unwrap();
         let sql = format!("select * from ({model}) as m order by 1, 2, 3, 4, 5");
-        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in &batches {
-            for i in 0..b.num_rows() {
-                let cells: Vec<String> = b
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
-                    .collect();
-                out.push(cells.join("|"));
-            }
-        }
-        out
+        crate::support::rows_text(&ctx.sql(&sql).await.unwrap().collect().await.unwrap())
     });
     assert_eq!(
         rows,
@@ -433,19 +421,7 @@ fn dq02_charges_quarantined_rows_to_their_centre_and_period() {
             "select geography_type, geography_code, numerator, denominator from ({model}) as m \
              where metric_id = 'DQ-02' order by 1, 2"
         );
-        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in &batches {
-            for i in 0..b.num_rows() {
-                let cells: Vec<String> = b
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
-                    .collect();
-                out.push(cells.join("|"));
-            }
-        }
-        out
+        crate::support::rows_text(&ctx.sql(&sql).await.unwrap().collect().await.unwrap())
     });
     // A: 2 quarantined of 8 + 2 + 2 = 12 rows read; the deployment adds Z9's row: 3 of 13.
     assert_eq!(rows, ["centre|A|2|12", "deployment|ALL|3|13"]);
