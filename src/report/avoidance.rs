@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use chrono::Datelike;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::stats;
@@ -456,10 +457,11 @@ pub fn view(
     let entry = chrono::NaiveDate::parse_from_str(&year, "%Y-%m-%d")
         .with_context(|| format!("avoidance_cohorts: bad period_end {year:?}"))?;
     let until = entry + chrono::Months::new(spec.follow_up_months);
+    // The year end is 31 March: the financial year is the one that ends then.
     let cohort = format!(
         "{}-{:02}: children under 5 on {}, followed up to {}",
-        entry.format("%Y").to_string().parse::<i32>().unwrap_or(0) - 1,
-        entry.format("%y").to_string().parse::<i32>().unwrap_or(0),
+        entry.year() - 1,
+        entry.year() % 100,
         entry.format("%-d %B %Y"),
         until.format("%-d %B %Y")
     );
