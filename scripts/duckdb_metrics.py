@@ -68,6 +68,7 @@ def main():
                 f"create view {name} as select * from read_parquet([{file_list}], "
                 f"hive_partitioning = true, union_by_name = true)"
             )
+    register_quarantine(con, lake)
     con.execute(MACROS)
     if not models:
         print(json.dumps(digest(con)))
@@ -80,6 +81,34 @@ def main():
         con.execute(f"create or replace table {name} as {sql}")
     wall = time.perf_counter() - started
     print(json.dumps({"wall_s": wall, **digest(con)}))
+
+
+QUARANTINE_COLUMNS = {
+    "source": "varchar",
+    "file_sha256": "varchar",
+    "row_number": "bigint",
+    "centre_id": "varchar",
+    "record_date": "date",
+}
+
+
+def register_quarantine(con, lake):
+    """ops/quarantine as the SQL reads it (DQ-02): empty before the first rejected row, and
+    with null centre and date columns when written before rows carried them."""
+    files = active_files(os.path.join(lake, "ops", "quarantine"))
+    present = set()
+    if files:
+        file_list = ", ".join(f"'{f}'" for f in files)
+        source = f"read_parquet([{file_list}], union_by_name = true)"
+        present = {r[0] for r in con.execute(f"describe select * from {source}").fetchall()}
+    columns = ", ".join(
+        name if name in present else f"cast(null as {kind}) as {name}"
+        for name, kind in QUARANTINE_COLUMNS.items()
+    )
+    if files:
+        con.execute(f"create view quarantine as select {columns} from {source}")
+    else:
+        con.execute(f"create view quarantine as select {columns} where false")
 
 
 def digest(con):

@@ -1033,9 +1033,22 @@ async fn link_children(
         if !options.demo_name {
             columns.retain(|c| *c != "key_demo_name");
         }
-        lake.read_present_columns(CURATED, name, &columns)
-            .await
-            .map(Option::unwrap_or_default)
+        let batches = lake
+            .read_present_columns(CURATED, name, &columns)
+            .await?
+            .unwrap_or_default();
+        // Only key_demo_name may be missing; anything else is a lake from another version.
+        if let Some(b) = batches.first()
+            && let Some(c) = columns
+                .iter()
+                .find(|c| **c != "key_demo_name" && b.column_by_name(c).is_none())
+        {
+            anyhow::bail!(
+                "curated/{name} has no column {c}: the lake was written by another version of \
+                 earlystart; run it with the version that wrote it, or ingest into a new lake"
+            );
+        }
+        anyhow::Ok(batches)
     };
     let demo_name_of = |b: &RecordBatch| {
         b.column_by_name("key_demo_name")
