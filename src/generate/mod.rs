@@ -212,6 +212,14 @@ fn date_between(rng: &mut ChaCha8Rng, from: NaiveDate, to: NaiveDate) -> NaiveDa
 }
 
 /// Writes every extract and reference file into `out`. Returns the file names and rows.
+/// The synthetic postcode area and district of the `index`-th district (0-based): XQ1 …
+/// XQ99, then XR1 … XR99, and so on.
+fn postcode_district(index: usize) -> (String, usize) {
+    let areas = b"QRSTUVWYZ";
+    let area = areas[(index / 99) % areas.len()] as char;
+    (format!("X{area}"), 1 + index % 99)
+}
+
 pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTreeMap<String, u64>> {
     std::fs::create_dir_all(out.join("reference"))?;
     let p = scale.params();
@@ -225,13 +233,15 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
     // Geography: LSOAs in blocks per centre, deprivation skewed towards the low deciles.
     let mut lsoas = Vec::with_capacity(p.lsoas);
     for i in 0..p.lsoas {
-        let district = 1 + i / 40;
+        // Forty LSOAs a postcode district; a district number has at most two digits, so
+        // after XQ99 the area letters move on (XR1, …), keeping every postcode valid (E007).
+        let (area, district) = postcode_district(i / 40);
         let postcodes = (0..12)
             .map(|k| {
                 let n = i * 12 + k;
                 let letters = b"ABDEFGHJLNPQRSTUWXYZ";
                 format!(
-                    "XQ{district} {}{}{}",
+                    "{area}{district} {}{}{}",
                     n % 10,
                     letters[(n / 10) % 20] as char,
                     letters[(n / 200) % 20] as char
@@ -1083,4 +1093,26 @@ pub fn generate(scale: Scale, seed: u64, dirty: bool, out: &Path) -> Result<BTre
         gt.flush()?;
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A region has more than 99 postcode districts: every one must still be a valid
+    /// postcode (E007), and the first 99 keep the names counties and the demo always had.
+    #[test]
+    fn postcode_districts_stay_valid_past_99() {
+        assert_eq!(postcode_district(0), ("XQ".to_string(), 1));
+        assert_eq!(postcode_district(98), ("XQ".to_string(), 99));
+        assert_eq!(postcode_district(99), ("XR".to_string(), 1));
+        for index in [0, 98, 99, 150, 500] {
+            let (area, district) = postcode_district(index);
+            let postcode = format!("{area}{district} 1AB");
+            assert!(
+                crate::identity::checks::postcode(&postcode).is_some(),
+                "{postcode}"
+            );
+        }
+    }
 }
