@@ -233,3 +233,59 @@ async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
             .up_to_date
     );
 }
+
+/// A lake whose quarantine was written before rows carried their centre and date (an
+/// earlier release) still plans DQ-02: the session shows the two columns as nulls until a
+/// run appends rows with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_quarantine_reads_with_null_centre_and_date() {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Schema};
+    use earlystart::metrics::session::{LakeSession, Limits};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().to_string_lossy()).unwrap();
+    let current = earlystart::pipeline::records::issue_schema();
+    let older = Arc::new(Schema::new(
+        current
+            .fields()
+            .iter()
+            .filter(|f| !["centre_id", "record_date"].contains(&f.name().as_str()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let columns: Vec<ArrayRef> = older
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.data_type() {
+                DataType::Int64 => Arc::new(Int64Array::from(vec![Some(7)])),
+                _ => Arc::new(StringArray::from(vec![Some("x")])),
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(older.clone(), columns).unwrap();
+    lake.replace(
+        earlystart::lake::OPS,
+        "quarantine",
+        older,
+        vec![batch],
+        "old-release",
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let session = LakeSession::open(&lake, Limits::default(), 0.95)
+        .await
+        .unwrap();
+    let rows = session
+        .query(
+            "select row_number, count(centre_id) as c, count(record_date) as d \
+             from quarantine group by row_number",
+        )
+        .await
+        .unwrap();
+    assert_eq!(crate::support::rows_text(&rows), ["7|0|0"]);
+}
