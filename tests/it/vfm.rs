@@ -95,9 +95,11 @@ create table person_link as
   union all select 'eyfsp', 'u1', 'a1';
 "#;
 
-async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
+/// A plain DataFusion session holding the tables a world's statements create (`--` lines
+/// are comments).
+async fn world_session(world: &str) -> SessionContext {
     let ctx = SessionContext::new();
-    for statement in WORLD.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+    for statement in world.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
         let statement: String = statement
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -113,10 +115,17 @@ async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
             .await
             .unwrap();
     }
-    let model = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/metrics/value_for_money.sql"),
-    )
-    .unwrap();
+    ctx
+}
+
+/// The text of a shipped model, e.g. `sql/metrics/value_for_money.sql`.
+fn model(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
+    let ctx = world_session(WORLD).await;
+    let model = model("sql/metrics/value_for_money.sql");
     let batches = ctx.sql(&model).await.unwrap().collect().await.unwrap();
     let mut out = BTreeMap::new();
     for b in &batches {
@@ -228,14 +237,8 @@ create table metric_values as select * from (values
 "#;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows = rt.block_on(async {
-        let ctx = SessionContext::new();
-        for statement in world.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
-            ctx.sql(statement).await.unwrap().collect().await.unwrap();
-        }
-        let model = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/marts/lot_kpis.sql"),
-        )
-        .unwrap();
+        let ctx = world_session(world).await;
+        let model = model("sql/marts/lot_kpis.sql");
         let sql = format!(
             "with m as ({model}) select lot, cast(period_end as varchar) as period_end, kpi_id, \
              status, kpi_score, meets_extension_condition from m order by 1, 2, 3"
@@ -329,19 +332,8 @@ create table ssda903_episodes as select * from (values
 #[test]
 fn avoidance_cohorts_count_first_events_by_month() {
     let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let ctx = SessionContext::new();
-        for statement in COHORT_WORLD
-            .split(";\n")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            ctx.sql(statement).await.unwrap().collect().await.unwrap();
-        }
-        let model = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("sql/marts/avoidance_cohorts.sql"),
-        )
-        .unwrap();
+        let ctx = world_session(COHORT_WORLD).await;
+        let model = model("sql/marts/avoidance_cohorts.sql");
         let sql = format!("select * from ({model}) as m order by 1, 2, 3, 4, 5");
         crate::support::rows_text(&ctx.sql(&sql).await.unwrap().collect().await.unwrap())
     });
@@ -400,23 +392,8 @@ create table stg_lsoa_attributes as select * from (values
 #[test]
 fn dq02_charges_quarantined_rows_to_their_centre_and_period() {
     let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let ctx = SessionContext::new();
-        for statement in DQ_WORLD
-            .split(";\n")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            ctx.sql(statement)
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"))
-                .collect()
-                .await
-                .unwrap();
-        }
-        let model = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/metrics/data_quality.sql"),
-        )
-        .unwrap();
+        let ctx = world_session(DQ_WORLD).await;
+        let model = model("sql/metrics/data_quality.sql");
         let sql = format!(
             "select geography_type, geography_code, numerator, denominator from ({model}) as m \
              where metric_id = 'DQ-02' order by 1, 2"
