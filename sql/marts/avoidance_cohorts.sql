@@ -20,23 +20,18 @@ with cohorts as (
     where period_type = 'fy' and (is_sustained or not is_seen)
 ),
 
+-- A CIN referral, a CP plan's start, or the start of a period of care.
 events as (
-    select l.child_key, 'cin_referral' as outcome, e.referral_date as event_date
-    from cin_episode as e
-    inner join person_link as l
-        on l.source = e._source and l.source_person_key = e.la_child_key
-    union all
-    select l.child_key, 'cp_plan_start', p.start_date
-    from cin_cpp as p
-    inner join person_link as l
-        on l.source = p._source and l.source_person_key = p.la_child_key
-    union all
-    -- RNE `S`: the episode that starts a period of being looked after
-    select l.child_key, 'cla_start', e.decom
-    from ssda903_episodes as e
-    inner join person_link as l
-        on l.source = e._source and l.source_person_key = e.la_child_key
-    where e.rne = 'S'
+    select
+        child_key,
+        case kind
+            when 'cin' then 'cin_referral'
+            when 'cp' then 'cp_plan_start'
+            else 'cla_start'
+        end as outcome,
+        start_date as event_date
+    from stg_social_care_spells
+    where kind <> 'cla' or starts_care
 ),
 
 first_events as (

@@ -57,24 +57,6 @@ cohort_children as (
     inner join family_children as fc on fc.family_key = c.family_key
 ),
 
--- Spells open to children's social care, by linked child.
-social_care_spells as (
-    select l.child_key, e.referral_date as start_date, e.closure_date as end_date
-    from cin_episode as e
-    inner join person_link as l
-        on l.source = e._source and l.source_person_key = e.la_child_key
-    union all
-    select l.child_key, p.start_date, p.end_date
-    from cin_cpp as p
-    inner join person_link as l
-        on l.source = p._source and l.source_person_key = p.la_child_key
-    union all
-    select l.child_key, e.decom, e.dec
-    from ssda903_episodes as e
-    inner join person_link as l
-        on l.source = e._source and l.source_person_key = e.la_child_key
-),
-
 early_help_spells as (
     select l.child_key, e.episode_start_date as start_date, e.episode_end_date as end_date
     from early_help_episodes as e
@@ -99,7 +81,7 @@ hv_levels as (
 services as (
     select distinct cc.period_type, cc.period_end, cc.family_key, 'social_care' as service
     from cohort_children as cc
-    inner join social_care_spells as s
+    inner join stg_social_care_spells as s
         on s.child_key = cc.child_key
         and s.start_date <= cc.period_end
         and (s.end_date is null or s.end_date >= cc.window_start)

@@ -314,25 +314,33 @@ create table person_link as select * from (values
   ('903', 'LC2', 'c2'), ('903', 'LC3', 'c3')
 ) as t(source, source_person_key, child_key);
 create table cin_episode as select * from (values
-  ('L1', date '2024-05-10', date '2025-03-31', 'cin'),
-  ('L1', date '2024-09-01', date '2025-03-31', 'cin'),
-  ('LC1', date '2023-12-01', date '2025-03-31', 'cin'),
-  ('LC4', date '2024-04-01', date '2025-03-31', 'cin'),
-  ('LS1', date '2024-04-20', date '2025-03-31', 'cin')
-) as t(la_child_key, referral_date, reference_date, _source);
+  ('L1', date '2024-05-10', cast(null as date), date '2025-03-31', 'cin'),
+  ('L1', date '2024-09-01', cast(null as date), date '2025-03-31', 'cin'),
+  ('LC1', date '2023-12-01', cast(null as date), date '2025-03-31', 'cin'),
+  ('LC4', date '2024-04-01', cast(null as date), date '2025-03-31', 'cin'),
+  ('LS1', date '2024-04-20', cast(null as date), date '2025-03-31', 'cin')
+) as t(la_child_key, referral_date, closure_date, reference_date, _source);
 create table cin_cpp as select * from (values
-  ('L1', date '2024-06-01', 'cin')
-) as t(la_child_key, start_date, _source);
+  ('L1', date '2024-06-01', cast(null as date), 'cin')
+) as t(la_child_key, start_date, end_date, _source);
 create table ssda903_episodes as select * from (values
-  ('LC2', date '2025-04-02', 'S', '903'),
-  ('LC3', date '2024-07-01', 'P', '903')
-) as t(la_child_key, decom, rne, _source);
+  ('LC2', date '2025-04-02', cast(null as date), 'S', '903'),
+  ('LC3', date '2024-07-01', cast(null as date), 'P', '903')
+) as t(la_child_key, decom, dec, rne, _source);
 "#;
 
 #[test]
 fn avoidance_cohorts_count_first_events_by_month() {
     let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let ctx = world_session(COHORT_WORLD).await;
+        // the staging model it reads, built from the world first
+        let spells = model("sql/staging/stg_social_care_spells.sql");
+        ctx.sql(&format!("create table stg_social_care_spells as {spells}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let model = model("sql/marts/avoidance_cohorts.sql");
         let sql = format!("select * from ({model}) as m order by 1, 2, 3, 4, 5");
         crate::support::rows_text(&ctx.sql(&sql).await.unwrap().collect().await.unwrap())
