@@ -95,9 +95,9 @@ async fn build(
             .put_table(name, batch.schema(), vec![batch.clone()])
             .await?;
     }
-    check_inputs(&session, &models, &provided)?;
+    check_inputs(session, &models, &provided)?;
 
-    let run_key = run_key(&session, &models, &provided);
+    let run_key = run_key(session, &models, &provided);
     let app_id = format!("earlystart/metrics/{run_key}");
     // The run id is not part of the key: the same inputs give the same figures.
     let run_batch = run_table(&run_key);
@@ -130,19 +130,37 @@ async fn build(
             .await
             .with_context(|| format!("{}: cannot plan the query", m.path.display()))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = session
+        let output = session
             .collect(df)
             .await
             .with_context(|| format!("{}: the query failed", m.path.display()))?;
+        // Kept until the publish step: owned buffers, not slices of the query's.
+        let batches = super::session::compact(&output)?;
+        drop(output);
         // The executed plan's schema can differ from the logical one in nullability.
         let schema = batches.first().map_or(schema, RecordBatch::schema);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let query_secs = started.elapsed().as_secs_f64();
         session
             .put_table(&m.name, schema.clone(), batches.clone())
             .await?;
-        out.tests_run += test_model(&session, m).await?;
+        out.tests_run += test_model(session, m).await?;
         let secs = started.elapsed().as_secs_f64();
-        info!(model = %m.name, rows, secs = format!("{secs:.2}"), step = format!("{}/{}", i + 1, models.len()), "model built");
+        let mib = batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>()
+            >> 20;
+        info!(
+            model = %m.name,
+            rows,
+            batches = batches.len(),
+            mib,
+            query_secs = format!("{query_secs:.2}"),
+            secs = format!("{secs:.2}"),
+            step = format!("{}/{}", i + 1, models.len()),
+            "model built"
+        );
         out.models.push((m.name.clone(), rows, secs));
         built.push((m.name.clone(), schema, batches));
     }

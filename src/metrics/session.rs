@@ -274,30 +274,90 @@ async fn put_table(
         Some(s) => s.put_table(ctx, name, schema, &batches).await,
         None => {
             let _ = ctx.deregister_table(name)?;
-            let table = MemTable::try_new(schema, vec![compact(batches)?])?;
+            let n = ctx.state().config().target_partitions();
+            let table = MemTable::try_new(schema, partitions(batches, n))?;
             ctx.register_table(name, Arc::new(table))?;
             Ok(())
         }
     }
 }
 
-/// Copies batches into chunks that own their buffers. A query's output batches are often
-/// slices of larger shared buffers, and each slice reports the whole buffer to the memory
-/// pool; read back by the next model, a sort over them then looked many times its real
-/// size and failed instead of spilling.
-fn compact(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+/// Copies a query's output into batches of about 8,192 rows that own their buffers.
+///
+/// Output batches are often slices of larger shared buffers (a join's build side, an
+/// aggregate's groups) or a few rows each. A slice keeps its whole shared buffer alive and
+/// reports all of it to the memory pool, so a table kept for later models held far more
+/// memory than its rows, and sorts over it looked many times their size. Tiny batches make
+/// every later scan slow. (`concat_batches` of a single batch returns the same buffers, so
+/// a lone slice is copied with `take`.)
+pub fn compact(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
     const CHUNK: usize = 8192;
     let mut out = Vec::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let flush = |pending: &mut Vec<RecordBatch>, out: &mut Vec<RecordBatch>| -> Result<()> {
+        match pending.len() {
+            0 => {}
+            1 => {
+                let b = &pending[0];
+                let rows = arrow::array::UInt32Array::from_iter_values(0..b.num_rows() as u32);
+                out.push(arrow::compute::take_record_batch(b, &rows)?);
+            }
+            _ => out.push(arrow::compute::concat_batches(
+                &pending[0].schema(),
+                pending.iter(),
+            )?),
+        }
+        pending.clear();
+        if let Some(last) = out.pop() {
+            out.push(own_views(last)?);
+        }
+        Ok(())
+    };
     for b in batches {
         let mut offset = 0;
         while offset < b.num_rows() {
-            let len = CHUNK.min(b.num_rows() - offset);
-            let slice = b.slice(offset, len);
-            out.push(arrow::compute::concat_batches(&slice.schema(), [&slice])?);
+            let len = (CHUNK - pending_rows).min(b.num_rows() - offset);
+            pending.push(b.slice(offset, len));
+            pending_rows += len;
             offset += len;
+            if pending_rows == CHUNK {
+                flush(&mut pending, &mut out)?;
+                pending_rows = 0;
+            }
         }
     }
+    flush(&mut pending, &mut out)?;
     Ok(out)
+}
+
+/// Copies the strings a view column points at into buffers of its own: `take` and
+/// `concat` keep sharing a view array's data buffers (often a whole scanned file's).
+fn own_views(batch: RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray as _};
+    use arrow::datatypes::DataType;
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| -> arrow::array::ArrayRef {
+            match c.data_type() {
+                DataType::Utf8View => Arc::new(c.as_string_view().gc()),
+                DataType::BinaryView => Arc::new(c.as_binary_view().gc()),
+                _ => c.clone(),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Deals batches round-robin into `n` partitions, so a scan of the table runs on every core.
+fn partitions(batches: Vec<RecordBatch>, n: usize) -> Vec<Vec<RecordBatch>> {
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.max(1)];
+    let count = parts.len();
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % count].push(b);
+    }
+    parts
 }
 
 /// The Delta tables directly under a lake area.
@@ -334,5 +394,70 @@ fn read_only_error(e: datafusion::error::DataFusionError) -> anyhow::Error {
         )
     } else {
         anyhow::Error::new(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray as _, Int64Array, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("key", DataType::Utf8View, false),
+        ]));
+        let keys: StringViewArray = (0..rows)
+            .map(|i| Some(format!("a key longer than twelve bytes {i:08}")))
+            .collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(keys),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn compact_merges_small_batches_and_owns_its_strings() {
+        let big = batch(100_000);
+        // Three rows sliced off a large batch, then many one-row slices.
+        let mut input = vec![big.slice(10, 3)];
+        input.extend((0..9_000).map(|i| big.slice(20_000 + i, 1)));
+        let out = compact(&input).unwrap();
+        let sizes: Vec<usize> = out.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, vec![8192, 811]);
+        let first = out[0].column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((first.value(0), first.value(3)), (10, 20_000));
+        let keys = out[1].column(1).as_string_view();
+        assert_eq!(keys.value(810), "a key longer than twelve bytes 00028999");
+        // Owned: the 811-row batch no longer carries the 100,000-row string buffer.
+        let whole = big.column(1).get_array_memory_size();
+        assert!(out[1].column(1).get_array_memory_size() * 20 < whole);
+    }
+
+    #[test]
+    fn a_lone_slice_is_copied_too() {
+        let big = batch(50_000);
+        let out = compact(&[big.slice(100, 10)]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].num_rows(), 10);
+        let n = out[0].column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(n.values().inner().len(), 10 * 8);
+        assert!(out[0].column(1).get_array_memory_size() < 2_000);
+    }
+
+    #[test]
+    fn batches_are_dealt_over_partitions() {
+        let parts = partitions(vec![batch(1), batch(2), batch(3)], 2);
+        let rows: Vec<Vec<usize>> = parts
+            .iter()
+            .map(|p| p.iter().map(RecordBatch::num_rows).collect())
+            .collect();
+        assert_eq!(rows, vec![vec![1, 3], vec![2]]);
+        assert_eq!(partitions(vec![], 0).len(), 1);
     }
 }
