@@ -229,70 +229,52 @@ counts as (
         b.breakdown_type, b.breakdown_value
 ),
 
-shares as (
+-- Each count becomes the metric rows it feeds, in one pass over `counts` (a CTE named
+-- three times is computed three times): OV-01a/b/c and OV-01 in every breakdown; OV-02,
+-- the distribution of families by number of services, only from the `all` breakdown, as a
+-- breakdown of its own with its total as the `all` row (every family, 100%), so that
+-- disclosure control can treat the four counts as parts of a whole: none can be worked
+-- out from the others.
+outputs as (
+    select *
+    from (values
+        ('OV-01a', ''), ('OV-01b', ''), ('OV-01c', ''), ('OV-01', ''),
+        ('OV-02', '1'), ('OV-02', '2'), ('OV-02', '3'), ('OV-02', '4'), ('OV-02', 'all')
+    ) as o(metric_id, services)
+),
+
+all_metrics as (
     select
-        m.metric_id,
+        o.metric_id,
         c.period_type,
         c.period_start,
         c.period_end,
         c.geography_type,
         c.geography_code,
-        c.breakdown_type,
-        c.breakdown_value,
-        case m.metric_id
+        case
+            when o.metric_id <> 'OV-02' then c.breakdown_type
+            when o.services = 'all' then 'all'
+            else 'services'
+        end as breakdown_type,
+        case when o.metric_id = 'OV-02' then o.services else c.breakdown_value end
+            as breakdown_value,
+        case o.metric_id
             when 'OV-01a' then c.social_care
             when 'OV-01b' then c.early_help
             when 'OV-01c' then c.hv_support
             when 'OV-01' then c.any_other
+            else case o.services
+                when '1' then c.services_1
+                when '2' then c.services_2
+                when '3' then c.services_3
+                when '4' then c.services_4
+                else c.families
+            end
         end as numerator,
         c.families as denominator
     from counts as c
-    cross join (values ('OV-01a'), ('OV-01b'), ('OV-01c'), ('OV-01')) as m(metric_id)
-),
-
--- OV-02: the distribution of families by number of services, as a breakdown of its own,
--- with its total as the `all` row (every family, 100%), so that disclosure control can
--- treat the four counts as parts of a whole: none can be worked out from the others.
-distribution as (
-    select
-        'OV-02' as metric_id,
-        c.period_type,
-        c.period_start,
-        c.period_end,
-        c.geography_type,
-        c.geography_code,
-        'services' as breakdown_type,
-        n.services as breakdown_value,
-        case n.services
-            when '1' then c.services_1
-            when '2' then c.services_2
-            when '3' then c.services_3
-            else c.services_4
-        end as numerator,
-        c.families as denominator
-    from counts as c
-    cross join (values ('1'), ('2'), ('3'), ('4')) as n(services)
-    where c.breakdown_type = 'all'
-    union all
-    select
-        'OV-02',
-        period_type,
-        period_start,
-        period_end,
-        geography_type,
-        geography_code,
-        'all',
-        'all',
-        families as numerator,
-        families as denominator
-    from counts
-    where breakdown_type = 'all'
-),
-
-all_metrics as (
-    select * from shares
-    union all
-    select * from distribution
+    cross join outputs as o
+    where o.metric_id <> 'OV-02' or c.breakdown_type = 'all'
 )
 
 select
