@@ -10,6 +10,7 @@
 //! [`session`] is shared with `earlystart sql`, so analysts query what the metrics read.
 
 pub mod catalogue;
+pub mod cross_join;
 pub mod distributed;
 pub mod docs;
 pub mod params;

@@ -114,7 +114,13 @@ impl LakeSession {
         let options = config.options_mut();
         options.execution.parquet.schema_force_view_types = false;
         options.execution.sort_spill_reservation_bytes = 64 << 20;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rules(super::cross_join::SmallSideBuilds::with_default_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         super::stats::register_udfs(&ctx, confidence);
         let (ctx, scratch) = match engine {
             Engine::Local => (ctx, None),
@@ -430,7 +436,9 @@ mod tests {
         let out = compact(&input).unwrap();
         let sizes: Vec<usize> = out.iter().map(RecordBatch::num_rows).collect();
         assert_eq!(sizes, vec![8192, 811]);
-        let first = out[0].column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let first = out[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!((first.value(0), first.value(3)), (10, 20_000));
         let keys = out[1].column(1).as_string_view();
         assert_eq!(keys.value(810), "a key longer than twelve bytes 00028999");
@@ -445,7 +453,9 @@ mod tests {
         let out = compact(&[big.slice(100, 10)]).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].num_rows(), 10);
-        let n = out[0].column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let n = out[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(n.values().inner().len(), 10 * 8);
         assert!(out[0].column(1).get_array_memory_size() < 2_000);
     }
