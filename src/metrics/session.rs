@@ -41,7 +41,7 @@ pub struct Limits {
 impl Limits {
     /// Limits of the metric run. DataFusion 55 counts string-heavy hash joins and sorts at
     /// several times their real size, so the pool is an accounting ceiling well above the
-    /// memory used: the whole catalogue at county scale runs in 2.9 GB of RSS under a 12 GiB
+    /// memory used: the whole catalogue at county scale runs in 3.1 GB of RSS under a 12 GiB
     /// pool, and fails under 4 GiB.
     pub fn metrics() -> Self {
         Self {
