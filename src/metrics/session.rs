@@ -302,22 +302,16 @@ pub fn compact(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0;
     let flush = |pending: &mut Vec<RecordBatch>, out: &mut Vec<RecordBatch>| -> Result<()> {
-        match pending.len() {
-            0 => {}
-            1 => {
-                let b = &pending[0];
-                let rows = arrow::array::UInt32Array::from_iter_values(0..b.num_rows() as u32);
-                out.push(arrow::compute::take_record_batch(b, &rows)?);
+        let chunk = match pending.as_slice() {
+            [] => return Ok(()),
+            [one] => {
+                let rows = arrow::array::UInt32Array::from_iter_values(0..one.num_rows() as u32);
+                arrow::compute::take_record_batch(one, &rows)?
             }
-            _ => out.push(arrow::compute::concat_batches(
-                &pending[0].schema(),
-                pending.iter(),
-            )?),
-        }
+            [first, ..] => arrow::compute::concat_batches(&first.schema(), pending.iter())?,
+        };
+        out.push(own_views(chunk)?);
         pending.clear();
-        if let Some(last) = out.pop() {
-            out.push(own_views(last)?);
-        }
         Ok(())
     };
     for b in batches {
