@@ -254,6 +254,39 @@ impl Lake {
         Ok(table.version().map_or(0, |v| v as i64))
     }
 
+    /// As [`Lake::replace`], with the rows streamed from a DataFusion plan executed in
+    /// `ctx` (a table of any size, never whole in memory).
+    pub async fn replace_plan(
+        &self,
+        area: &str,
+        name: &str,
+        plan: datafusion::logical_expr::LogicalPlan,
+        ctx: &SessionContext,
+        app_id: &str,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<i64> {
+        let table = match self.table(area, name).await? {
+            Some(t) => t,
+            None => self.builder(self.table_url(area, name))?.build()?,
+        };
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, 1));
+        let table = table
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(Arc::new(ctx.state()))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_commit_properties(props)
+            .with_writer_properties(writer_properties())
+            .await
+            .with_context(|| {
+                format!("commit to {area}/{name} failed; the previous version is unchanged")
+            })?;
+        Ok(table.version().map_or(0, |v| v as i64))
+    }
+
     /// Loads a table, creating it empty (with `partition_by`) when it does not exist yet.
     pub async fn table_or_create(
         &self,

@@ -61,6 +61,20 @@ impl Scratch {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<()> {
+        let url = self.write(name, schema.clone(), batches).await?;
+        let table = listing_table(vec![url], schema)?;
+        let _ = ctx.deregister_table(name)?;
+        ctx.register_table(name, table)?;
+        Ok(())
+    }
+
+    /// Writes `batches` as one Parquet file in the scratch folder; returns its URL.
+    pub async fn write(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<String> {
         let mut buffer = Vec::new();
         let mut writer = ArrowWriter::try_new(
             &mut buffer,
@@ -73,11 +87,7 @@ impl Scratch {
         writer.close()?;
         let relative = format!("{}/{name}/part-0.parquet", self.prefix);
         self.lake.put(&relative, Bytes::from(buffer)).await?;
-        let url = self.lake.root().join(&relative)?;
-        let table = listing_table(vec![url.to_string()], schema)?;
-        let _ = ctx.deregister_table(name)?;
-        ctx.register_table(name, table)?;
-        Ok(())
+        Ok(self.lake.root().join(&relative)?.to_string())
     }
 
     /// Deletes the scratch folder.
@@ -174,7 +184,7 @@ pub async fn register_files(
 }
 
 /// A Parquet listing table over exactly these files.
-fn listing_table(files: Vec<String>, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+pub fn listing_table(files: Vec<String>, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
     let urls = files
         .iter()
         .map(ListingTableUrl::parse)

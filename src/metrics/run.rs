@@ -11,13 +11,15 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::prelude::SessionContext;
 use tracing::info;
 
 use super::catalogue::Catalogue;
 use super::params::MetricParams;
 use super::project::{ColumnTest, Model, Project};
-use super::session::{LakeSession, Limits, METRICS};
+use super::session::{LakeSession, Limits, METRICS, Stored};
 use crate::ballista::Engine;
 use crate::lake::Lake;
 use crate::reference::sha256_hex;
@@ -118,7 +120,7 @@ async fn build(
         });
     }
 
-    let mut built: Vec<(String, SchemaRef, Vec<RecordBatch>)> = Vec::new();
+    let mut built: Vec<(String, Stored)> = Vec::new();
     let mut out = MetricRun {
         run_key: run_key.clone(),
         ..Default::default()
@@ -129,53 +131,62 @@ async fn build(
             .plan(&m.sql)
             .await
             .with_context(|| format!("{}: cannot plan the query", m.path.display()))?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let output = session
-            .collect(df)
+        let stored = session
+            .materialize(&m.name, df)
             .await
             .with_context(|| format!("{}: the query failed", m.path.display()))?;
-        // Kept until the publish step: owned buffers, not slices of the query's.
-        let batches = super::session::compact(&output)?;
-        drop(output);
-        // The executed plan's schema can differ from the logical one in nullability.
-        let schema = batches.first().map_or(schema, RecordBatch::schema);
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let query_secs = started.elapsed().as_secs_f64();
-        session
-            .put_table(&m.name, schema.clone(), batches.clone())
-            .await?;
         out.tests_run += test_model(session, m).await?;
         let secs = started.elapsed().as_secs_f64();
-        let mib = batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>()
-            >> 20;
         info!(
             model = %m.name,
-            rows,
-            batches = batches.len(),
-            mib,
+            rows = stored.rows,
+            files = stored.files.len(),
+            mib = stored.bytes >> 20,
             query_secs = format!("{query_secs:.2}"),
             secs = format!("{secs:.2}"),
             step = format!("{}/{}", i + 1, models.len()),
             "model built"
         );
-        out.models.push((m.name.clone(), rows, secs));
-        built.push((m.name.clone(), schema, batches));
+        out.models.push((m.name.clone(), stored.rows, secs));
+        built.push((m.name.clone(), stored));
     }
-    for (name, batch) in provided {
-        built.insert(0, (name.to_string(), batch.schema(), vec![batch]));
-    }
-    // Publish: the last model (metric_values) is committed last, carrying the run key, so
-    // its presence says the whole set is complete.
+    // Publish: the provided tables first, then the models in run order. The last model
+    // (metric_values) is committed last, carrying the run key, so its presence says the
+    // whole set is complete.
     let meta = HashMap::from([("run_key".to_string(), serde_json::json!(run_key))]);
-    for (name, schema, batches) in built {
-        lake.replace(METRICS, &name, schema, batches, &app_id, meta.clone())
+    for (name, batch) in provided {
+        lake.replace(
+            METRICS,
+            name,
+            batch.schema(),
+            vec![batch],
+            &app_id,
+            meta.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot publish metrics/{name}"))?;
+    }
+    let publish = publish_context(lake);
+    for (name, stored) in built {
+        let files = super::distributed::listing_table(stored.files, stored.schema)?;
+        let plan =
+            LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?;
+        lake.replace_plan(METRICS, &name, plan, &publish, &app_id, meta.clone())
             .await
             .with_context(|| format!("cannot publish metrics/{name}"))?;
     }
     Ok(out)
+}
+
+/// A plain local session that reads the stored outputs back while they are committed
+/// (on a distributed engine they sit in the lake's scratch folder, so the lake's store is
+/// registered too). Publishing is I/O, not worth shipping to a cluster.
+fn publish_context(lake: &Lake) -> SessionContext {
+    // deltalake's own session: its planner knows the nodes of a Delta write.
+    let ctx = deltalake::delta_datafusion::create_session().into_inner();
+    ctx.register_object_store(lake.root(), lake.store());
+    ctx
 }
 
 /// The selected models with everything upstream of them, in run order.

@@ -80,6 +80,22 @@ pub struct LakeSession {
     limits: Limits,
     /// Where tables made by a distributed session go (`None` in process).
     scratch: Option<Scratch>,
+    /// Where tables made in process go: a local folder removed when the session drops.
+    spill: Option<tempfile::TempDir>,
+}
+
+/// A table a run made (a model's output), kept as Parquet files until it is published.
+/// Kept on disk, not in memory: a region's outputs are many gigabytes.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Rows written.
+    pub rows: usize,
+    /// The schema the files were written with.
+    pub schema: SchemaRef,
+    /// URLs of the files (`file://` in process, the lake's scratch on a distributed engine).
+    pub files: Vec<String>,
+    /// Size of the files (bytes).
+    pub bytes: u64,
 }
 
 impl LakeSession {
@@ -122,13 +138,20 @@ impl LakeSession {
             .build();
         let ctx = SessionContext::new_with_state(state);
         super::stats::register_udfs(&ctx, confidence);
-        let (ctx, scratch) = match engine {
-            Engine::Local => (ctx, None),
+        let (ctx, scratch, spill) = match engine {
+            Engine::Local => {
+                // TMPDIR chooses where (the same place DataFusion spills to).
+                let dir = tempfile::Builder::new()
+                    .prefix("earlystart-session-")
+                    .tempdir()
+                    .context("cannot create a scratch folder for the session (set TMPDIR)")?;
+                (ctx, None, Some(dir))
+            }
             Engine::Ballista(addr) => {
                 let remote = crate::ballista::remote_context(addr, ctx.state()).await?;
                 // Ballista's upgrade of the state keeps the built-in functions only.
                 super::stats::register_udfs(&remote, confidence);
-                (remote, Some(Scratch::new(lake)))
+                (remote, Some(Scratch::new(lake)), None)
             }
         };
         let mut tables: Vec<TableEntry> = Vec::new();
@@ -213,7 +236,49 @@ impl LakeSession {
             tables,
             limits,
             scratch,
+            spill,
         })
+    }
+
+    /// Runs `df` and keeps its result as table `name` (replacing one of that name) for the
+    /// queries that follow. In process the result streams to Parquet in the session's
+    /// scratch folder, so memory stays flat however large it is; on a distributed engine it
+    /// is collected and written to the lake's scratch folder, where executors can read it.
+    pub async fn materialize(&self, name: &str, df: DataFrame) -> Result<Stored> {
+        let logical: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stored = match (&self.scratch, &self.spill) {
+            (Some(scratch), _) => {
+                let batches = compact(&self.collect(df).await?)?;
+                // The executed plan's schema can differ from the logical one in nullability.
+                let schema = batches.first().map_or(logical, RecordBatch::schema);
+                let url = scratch.write(name, schema.clone(), &batches).await?;
+                Stored {
+                    rows: batches.iter().map(RecordBatch::num_rows).sum(),
+                    schema,
+                    files: vec![url],
+                    bytes: batches
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum(),
+                }
+            }
+            (None, Some(spill)) => {
+                let dir = spill.path().join(name);
+                let write = spill_parquet(df, &dir, logical);
+                match tokio::time::timeout(self.limits.timeout, write).await {
+                    Ok(r) => r?,
+                    Err(_) => bail!(
+                        "query cancelled after {} s (the session's time limit)",
+                        self.limits.timeout.as_secs()
+                    ),
+                }
+            }
+            (None, None) => unreachable!("a session has a scratch or a spill folder"),
+        };
+        let table = super::distributed::listing_table(stored.files.clone(), stored.schema.clone())?;
+        let _ = self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, table)?;
+        Ok(stored)
     }
 
     /// Registers batches as table `name` (replacing one of that name): in memory in
@@ -286,6 +351,65 @@ async fn put_table(
             Ok(())
         }
     }
+}
+
+/// Streams `df` into Parquet files under `dir` (emptied first), one per output partition
+/// so that later scans run on every core. Compression is light: the files live only until
+/// the run publishes them.
+async fn spill_parquet(df: DataFrame, dir: &std::path::Path, logical: SchemaRef) -> Result<Stored> {
+    use datafusion::config::TableParquetOptions;
+    use datafusion::dataframe::DataFrameWriteOptions;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("lz4_raw".into());
+    options.global.max_row_group_size = crate::sources::BATCH_ROWS;
+    let path = format!("{}/", dir.display());
+    let counts = df
+        .write_parquet(&path, DataFrameWriteOptions::new(), Some(options))
+        .await?;
+    let rows = counts
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0) as usize;
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
+    paths.sort();
+    if paths.is_empty() {
+        // No rows, no file: write an empty one so the table still has its columns.
+        let path = dir.join("empty.parquet");
+        let file = std::fs::File::create(&path)?;
+        parquet::arrow::ArrowWriter::try_new(file, logical, None)?.close()?;
+        paths.push(path);
+    }
+    // The schema the files carry (the executed plan's nullability, not the logical one's).
+    let file = std::fs::File::open(&paths[0])?;
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+        .schema()
+        .clone();
+    let mut bytes = 0;
+    let mut files = Vec::with_capacity(paths.len());
+    for p in &paths {
+        bytes += std::fs::metadata(p)?.len();
+        let url = url::Url::from_file_path(p)
+            .map_err(|_| anyhow::anyhow!("{} is not an absolute path", p.display()))?;
+        files.push(url.to_string());
+    }
+    Ok(Stored {
+        rows,
+        schema,
+        files,
+        bytes,
+    })
 }
 
 /// Copies a query's output into batches of about 8,192 rows that own their buffers.
@@ -452,6 +576,53 @@ mod tests {
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(n.values().inner().len(), 10 * 8);
         assert!(out[0].column(1).get_array_memory_size() < 2_000);
+    }
+
+    #[tokio::test]
+    async fn a_materialized_table_is_read_back_from_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let session = LakeSession::open(&lake, Limits::default(), 0.95)
+            .await
+            .unwrap();
+        let sum = |session: &LakeSession| {
+            let ctx = session.ctx.clone();
+            async move {
+                let out = ctx
+                    .sql("select count(*) as n, sum(v) as s from t")
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                let n = out[0]
+                    .column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>();
+                let s = out[0]
+                    .column(1)
+                    .as_primitive::<arrow::datatypes::Int64Type>();
+                (n.value(0), s.is_valid(0).then(|| s.value(0)))
+            }
+        };
+        let df = session
+            .plan(
+                "select v, 'x' || cast(v as varchar) as label from unnest(range(1, 1001)) as r(v)",
+            )
+            .await
+            .unwrap();
+        let stored = session.materialize("t", df).await.unwrap();
+        assert_eq!(stored.rows, 1000);
+        assert!(stored.files.iter().all(|f| f.starts_with("file://")));
+        assert_eq!(sum(&session).await, (1000, Some(500_500)));
+        // Replaced by an empty result: still a table, with its columns and no rows.
+        let df = session
+            .plan("select cast(1 as bigint) as v where false")
+            .await
+            .unwrap();
+        let stored = session.materialize("t", df).await.unwrap();
+        assert_eq!((stored.rows, stored.files.len()), (0, 1));
+        assert_eq!(stored.schema.field(0).name(), "v");
+        assert_eq!(sum(&session).await, (0, None));
     }
 
     #[test]
