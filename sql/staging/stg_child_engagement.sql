@@ -1,9 +1,14 @@
 -- When each child first had sustained engagement: the first day on which the contact units
 -- of the preceding sustained_window_months reach sustained_min_contacts (metrics.md §3.3,
 -- "≥ N contact days within any 12-month window"). Children never sustained have no row.
--- A range join per child: simple and within the memory pool, but quadratic in a child's
--- days, so it is the slowest model at county scale (a window-function version tripped
--- DataFusion 55's sort memory accounting; see docs/operations.md).
+--
+-- Counted in contact days (the default), a day d is sustained when the child's contact day
+-- N-1 places before it falls inside the window ending on d (the days are distinct and in
+-- order, so the N days from that one to d are all in the window). That is an equi-join on
+-- the day's number, linear in the days. Counted in attendances, a day carries several units,
+-- so each day is compared with every earlier day of the child inside its window (a range
+-- join, quadratic in a child's days). Only one of the two branches has rows: the other's
+-- input is empty, as the parameters select.
 with params as (
     select
         sustained_min_contacts,
@@ -16,30 +21,61 @@ days as (
     select
         d.child_key,
         d.contact_date,
-        case when p.contact_unit = 'attendance' then d.attendances else 1 end as units,
+        d.attendances,
+        p.contact_unit,
         -- computed here: DataFusion 55 drops an ON condition that names a third table
-        d.contact_date - p.window_length as window_start
+        d.contact_date - p.window_length as window_start,
+        p.sustained_min_contacts - 1 as days_back
     from stg_contact_dates as d
     cross join params as p
 ),
 
-running as (
+numbered_days as (
     select
-        d.child_key,
-        d.contact_date,
-        sum(earlier.units) as units_in_window
-    from days as d
-    inner join days as earlier
+        child_key,
+        contact_date,
+        window_start,
+        row_number() over (partition by child_key order by contact_date) as day_number,
+        row_number() over (partition by child_key order by contact_date) - days_back as back_number
+    from days
+    where contact_unit <> 'attendance'
+),
+
+sustained_by_days as (
+    select d.child_key, d.contact_date
+    from numbered_days as d
+    inner join numbered_days as back
+        on back.child_key = d.child_key
+        and back.day_number = d.back_number
+    where back.contact_date > d.window_start
+),
+
+attendance_days as (
+    select child_key, contact_date, attendances as units, window_start
+    from days
+    where contact_unit = 'attendance'
+),
+
+sustained_by_attendances as (
+    select d.child_key, d.contact_date
+    from attendance_days as d
+    inner join attendance_days as earlier
         on earlier.child_key = d.child_key
         and earlier.contact_date <= d.contact_date
         and earlier.contact_date > d.window_start
-    group by d.child_key, d.contact_date
+    cross join params as p
+    group by d.child_key, d.contact_date, p.sustained_min_contacts
+    having sum(earlier.units) >= p.sustained_min_contacts
+),
+
+sustained as (
+    select * from sustained_by_days
+    union all
+    select * from sustained_by_attendances
 )
 
 select
-    running.child_key,
-    min(running.contact_date) as first_sustained_date
-from running
-cross join params as p
-where running.units_in_window >= p.sustained_min_contacts
-group by running.child_key
+    child_key,
+    min(contact_date) as first_sustained_date
+from sustained
+group by child_key

@@ -4,6 +4,7 @@ mod ballista;
 mod cli;
 mod config;
 mod crash;
+mod engagement;
 mod external;
 mod ingest;
 mod kill;

@@ -125,6 +125,14 @@ fn model(path: &str) -> String {
 
 async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
     let ctx = world_session(WORLD).await;
+    // The models value_for_money reads beside the world's tables, as views over them.
+    for (name, path) in [
+        ("stg_contact_dates", "sql/staging/stg_contact_dates.sql"),
+        ("int_site_costs", "sql/intermediate/int_site_costs.sql"),
+    ] {
+        let df = ctx.sql(&model(path)).await.unwrap();
+        ctx.register_table(name, df.into_view()).unwrap();
+    }
     let model = model("sql/metrics/value_for_money.sql");
     let batches = ctx.sql(&model).await.unwrap().collect().await.unwrap();
     let mut out = BTreeMap::new();
