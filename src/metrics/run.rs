@@ -14,6 +14,7 @@ use arrow::array::{Array, RecordBatch};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::prelude::SessionContext;
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use tracing::info;
 
 use super::catalogue::Catalogue;
@@ -151,32 +152,54 @@ async fn build(
         out.models.push((m.name.clone(), stored.rows, secs));
         built.push((m.name.clone(), stored));
     }
-    // Publish: the provided tables first, then the models in run order. The last model
-    // (metric_values) is committed last, carrying the run key, so its presence says the
-    // whole set is complete.
+    // Publish every table but the last model a few at a time (each commit is mostly
+    // waiting on storage), then the last one: it carries the run key that says the whole
+    // set is complete (see the up-to-date check above), so it must land after the rest.
     let meta = HashMap::from([("run_key".to_string(), serde_json::json!(run_key))]);
-    for (name, batch) in provided {
-        lake.replace(
-            METRICS,
-            name,
-            batch.schema(),
-            vec![batch],
-            &app_id,
-            meta.clone(),
-        )
-        .await
-        .with_context(|| format!("cannot publish metrics/{name}"))?;
-    }
     let publish = publish_context(lake);
+    let last = built.pop();
+    let mut commits: Vec<futures::future::BoxFuture<'_, Result<i64>>> = Vec::new();
+    for (name, batch) in provided {
+        commits.push(publish_batch(lake, name, batch, &app_id, meta.clone()).boxed());
+    }
     for (name, stored) in built {
-        let files = super::distributed::listing_table(stored.files, stored.schema)?;
-        let plan =
-            LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?;
-        lake.replace_plan(METRICS, &name, plan, &publish, &app_id, meta.clone())
-            .await
-            .with_context(|| format!("cannot publish metrics/{name}"))?;
+        commits.push(publish_stored(lake, &publish, name, stored, &app_id, meta.clone()).boxed());
+    }
+    futures::stream::iter(commits)
+        .buffer_unordered(4)
+        .try_collect::<Vec<i64>>()
+        .await?;
+    if let Some((name, stored)) = last {
+        publish_stored(lake, &publish, name, stored, &app_id, meta).await?;
     }
     Ok(out)
+}
+
+async fn publish_batch(
+    lake: &Lake,
+    name: &str,
+    batch: RecordBatch,
+    app_id: &str,
+    meta: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    lake.replace(METRICS, name, batch.schema(), vec![batch], app_id, meta)
+        .await
+        .with_context(|| format!("cannot publish metrics/{name}"))
+}
+
+async fn publish_stored(
+    lake: &Lake,
+    publish: &SessionContext,
+    name: String,
+    stored: Stored,
+    app_id: &str,
+    meta: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    let files = super::distributed::listing_table(stored.files, stored.schema)?;
+    let plan = LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?;
+    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta)
+        .await
+        .with_context(|| format!("cannot publish metrics/{name}"))
 }
 
 /// A plain local session that reads the stored outputs back while they are committed
