@@ -90,7 +90,13 @@ for name in sys.argv[3:]:
 /// Generates (once) and ingests a synthetic area, then converts the same CSVs with DuckDB.
 pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) -> Result<i32> {
     const STAGES: &[&str] = &[
-        "ingest", "social", "linkage", "metrics", "ballista", "reports",
+        "ingest",
+        "social",
+        "linkage",
+        "metrics",
+        "ballista",
+        "reports",
+        "incremental",
     ];
     if let Some(s) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
         bail!("unknown bench stage {s:?}: choose from {STAGES:?}");
@@ -165,7 +171,109 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
     if stage("reports") {
         reports(project, &lake)?;
     }
+    if stage("incremental") {
+        incremental(project, &extracts, dir)?;
+    }
     Ok(0)
+}
+
+/// A full night (every extract into an empty lake: ingest, linkage, metric catalogue) beside
+/// an incremental night that adds one day of attendances, as `attendances_YYYYMMDD.csv`, to
+/// a lake holding everything before that day. Reports are left out of both.
+fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
+    let (before, last_day, day) = split_last_day(&extracts.join("attendances.csv"))?;
+    let day_file = format!("attendances_{}.csv", last_day.replace('-', ""));
+    let work = dir.join("incremental");
+    let base = view(extracts, &work.join("base"), &|_| true, &|name, _| {
+        Ok((name == "attendances.csv").then(|| vec![(name.to_string(), before.clone())]))
+    })?;
+    let next = view(extracts, &work.join("next"), &|_| true, &|name, _| {
+        Ok((name == "attendances.csv").then(|| {
+            vec![
+                (name.to_string(), before.clone()),
+                (day_file.clone(), day.clone()),
+            ]
+        }))
+    })?;
+    let lake = work.join("lake");
+    let exe = std::env::current_exe()?;
+    let night = |folder: &Path| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--project", &project.to_string_lossy(), "run", "nightly"])
+            .args(["--no-reports", "--as-at", &generate::AS_AT.to_string()])
+            .arg("--extracts")
+            .arg(folder)
+            .arg("--lake")
+            .arg(&lake)
+            .env(
+                "EARLYSTART_PSEUDONYM_KEY",
+                "earlystart-benchmark-key-synthetic-data-only",
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    let _ = std::fs::remove_dir_all(&lake);
+    let full = measure(&mut night(&next))?;
+    let _ = std::fs::remove_dir_all(&lake);
+    measure(&mut night(&base))?;
+    let incremental = measure(&mut night(&next))?;
+    let mut t = comfy_table::Table::new();
+    t.set_header(["night", "wall s", "peak RSS MiB"]);
+    t.add_row(vec![
+        "full (every extract into an empty lake)".to_string(),
+        format!("{:.2}", full.wall_s),
+        format!("{:.0}", full.peak_rss_mib),
+    ]);
+    t.add_row(vec![
+        format!(
+            "incremental (one new file: {day_file}, {} rows)",
+            count_rows(&day)
+        ),
+        format!("{:.2}", incremental.wall_s),
+        format!("{:.0}", incremental.peak_rss_mib),
+    ]);
+    println!(
+        "\nFull night vs incremental night (ingest, linkage, metrics; single runs)\n{t}\n\
+         full / incremental wall time: {:.1}×",
+        full.wall_s / incremental.wall_s
+    );
+    Ok(())
+}
+
+/// An attendances file split into (every row before the last session date, that date, the
+/// rows of that date), each part with the header.
+fn split_last_day(path: &Path) -> Result<(Vec<u8>, String, Vec<u8>)> {
+    let mut r = csv::Reader::from_path(path)?;
+    let headers = r.headers()?.clone();
+    let column = headers
+        .iter()
+        .position(|h| h == "session_date")
+        .with_context(|| format!("{}: no session_date column", path.display()))?;
+    let records: Vec<csv::ByteRecord> = r.byte_records().collect::<Result<_, _>>()?;
+    let last = records
+        .iter()
+        .filter_map(|rec| rec.get(column))
+        .max()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .with_context(|| format!("{}: no rows", path.display()))?;
+    let mut before = csv::Writer::from_writer(Vec::new());
+    let mut day = csv::Writer::from_writer(Vec::new());
+    before.write_record(&headers)?;
+    day.write_record(&headers)?;
+    for rec in &records {
+        if rec.get(column) == Some(last.as_bytes()) {
+            day.write_byte_record(rec)?;
+        } else {
+            before.write_byte_record(rec)?;
+        }
+    }
+    let bytes = |w: csv::Writer<Vec<u8>>| w.into_inner().map_err(|e| anyhow::anyhow!("{e}"));
+    Ok((bytes(before)?, last, bytes(day)?))
+}
+
+fn count_rows(csv_bytes: &[u8]) -> usize {
+    csv::Reader::from_reader(csv_bytes).byte_records().count()
 }
 
 /// The nightly ingest of the centre and health extracts, beside DuckDB converting them.

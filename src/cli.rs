@@ -260,7 +260,9 @@ enum Command {
         /// Working folder (extracts and lake).
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
-        /// Stages to run (the metric and report stages need the ingest stage's lake).
+        /// Stages to run (the metric and report stages need the ingest stage's lake):
+        /// ingest, social, linkage, metrics, ballista, reports, incremental (a full night
+        /// beside a night that adds one day of attendances).
         #[arg(
             long,
             value_delimiter = ',',
