@@ -87,11 +87,7 @@ impl fmt::Display for Engine {
 /// A session on the Ballista cluster at `addr`, with the settings, UDFs and runtime of
 /// `state` (the client plans; the scheduler distributes; executors run the stages).
 pub async fn remote_context(addr: &str, state: SessionState) -> Result<SessionContext> {
-    let ctx = SessionContext::remote_with_state(&format!("df://{addr}"), state)
-        .await
-        .with_context(|| {
-            format!("cannot reach the Ballista scheduler at {addr} (is `earlystart ballista scheduler` running there?)")
-        })?;
+    use ballista_core::extension::SessionConfigExt as _;
     // Ballista 55's adaptive planner (on by default) returned the row of a global aggregate
     // once per partition of a UNION ALL's other branches (`select 'all', sum(x) from t union
     // all select k, sum(x) from t group by k`, a shape the catalogue uses for its totals),
@@ -102,15 +98,27 @@ pub async fn remote_context(addr: &str, state: SessionState) -> Result<SessionCo
          ballista.client.grpc_max_message_size={MAX_MESSAGE_BYTES};{}",
         std::env::var("EARLYSTART_BALLISTA_SETTINGS").unwrap_or_default()
     );
+    // Set on the configuration before the context is made: Ballista's query planner takes
+    // its copy of the settings then, so a later SET did not reach it (results over 16 MiB
+    // failed to arrive at county scale).
+    let mut config = state.config().clone().upgrade_for_ballista();
     for setting in settings.split(';').filter(|s| !s.trim().is_empty()) {
         let (key, value) = setting.split_once('=').with_context(|| {
             format!("EARLYSTART_BALLISTA_SETTINGS: {setting:?} is not key=value")
         })?;
-        ctx.sql(&format!("SET {} = '{}'", key.trim(), value.trim()))
-            .await
+        config
+            .options_mut()
+            .set(key.trim(), value.trim())
             .with_context(|| format!("cannot set {key}"))?;
     }
-    Ok(ctx)
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build();
+    SessionContext::remote_with_state(&format!("df://{addr}"), state)
+        .await
+        .with_context(|| {
+            format!("cannot reach the Ballista scheduler at {addr} (is `earlystart ballista scheduler` running there?)")
+        })
 }
 
 /// Largest gRPC/Flight message between client, scheduler and executors (1 GiB).
