@@ -61,6 +61,7 @@ impl Scratch {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<()> {
+        let schema = plain_strings(&schema);
         let url = self.write(name, schema.clone(), batches).await?;
         let table = listing_table(vec![url], schema)?;
         let _ = ctx.deregister_table(name)?;
@@ -75,6 +76,7 @@ impl Scratch {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<String> {
+        let schema = plain_strings(&schema);
         let mut buffer = Vec::new();
         let mut writer = ArrowWriter::try_new(
             &mut buffer,
@@ -82,7 +84,13 @@ impl Scratch {
             Some(crate::lake::writer_properties()),
         )?;
         for b in batches {
-            writer.write(b)?;
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
         }
         writer.close()?;
         let relative = format!("{}/{name}/part-0.parquet", self.prefix);
@@ -122,7 +130,7 @@ pub async fn register_files(
         return Ok(None);
     };
     let version = table.version().map_or(-1, |v| v as i64);
-    let schema = table.table_provider().await?.schema();
+    let schema = plain_strings(&table.table_provider().await?.schema());
     let partition_columns: Vec<String> = table.snapshot()?.metadata().partition_columns().to_vec();
     // Files grouped by their partition values, in a stable order.
     let mut groups: BTreeMap<Vec<Option<String>>, Vec<String>> = BTreeMap::new();
@@ -181,6 +189,27 @@ pub async fn register_files(
     let plan = plan.expect("at least one partition").build()?;
     ctx.register_table(name, Arc::new(ViewTable::new(plan, None)))?;
     Ok(Some(version))
+}
+
+/// The schema with string and binary views as plain strings and binaries. Batches travel
+/// between Ballista's processes as Arrow IPC, which sends a view array's whole data buffers
+/// however few rows it holds: a county result of views shared with large buffers grew the
+/// client past 19 GB. Plain strings are copied row by row, so a batch carries its own.
+pub fn plain_strings(schema: &Schema) -> SchemaRef {
+    use arrow::datatypes::{DataType, Field};
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let plain = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(plain)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// A Parquet listing table over exactly these files.

@@ -2,7 +2,8 @@
 //! sidecar tests, then one commit per output table under `metrics/`. Nothing is committed
 //! unless every model built and every test passed, so a bad night leaves last night's
 //! figures in place. A run whose inputs (table versions, SQL, tunables) are unchanged is
-//! skipped.
+//! skipped. Between build and publish each model's output lives as Parquet files in the
+//! session's scratch folder ([`LakeSession::materialize`]), never whole in memory.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -202,8 +203,8 @@ async fn publish_stored(
         .with_context(|| format!("cannot publish metrics/{name}"))
 }
 
-/// A plain local session that reads the stored outputs back while they are committed
-/// (on a distributed engine they sit in the lake's scratch folder, so the lake's store is
+/// A local session that reads the stored outputs back while they are committed (on a
+/// distributed engine they sit in the lake's scratch folder, so the lake's store is
 /// registered too). Publishing is I/O, not worth shipping to a cluster.
 fn publish_context(lake: &Lake) -> SessionContext {
     // deltalake's own session: its planner knows the nodes of a Delta write.

@@ -252,6 +252,8 @@ impl LakeSession {
                 // The executed plan's schema can differ from the logical one in nullability.
                 let schema = batches.first().map_or(logical, RecordBatch::schema);
                 let url = scratch.write(name, schema.clone(), &batches).await?;
+                // As written: views become plain strings (see `plain_strings`).
+                let schema = super::distributed::plain_strings(&schema);
                 Stored {
                     rows: batches.iter().map(RecordBatch::num_rows).sum(),
                     schema,
