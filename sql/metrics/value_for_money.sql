@@ -12,16 +12,10 @@ with params as (
     select * from metric_params
 ),
 
+-- The financial years with costs (the only ones reported).
 years as (
-    select
-        period_start,
-        period_end,
-        concat(
-            cast(extract(year from period_start) as varchar), '-',
-            substr(cast(extract(year from period_start) + 1 as varchar), 3, 2)
-        ) as financial_year
-    from stg_periods
-    where period_type = 'fy'
+    select distinct financial_year, period_start, period_end
+    from int_site_costs
 ),
 
 site_cost as (

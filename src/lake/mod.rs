@@ -225,15 +225,7 @@ impl Lake {
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let table = match self.table(area, name).await? {
-            Some(t) => t,
-            // A new table is created by its first write, in the same commit: a reader (or a
-            // crash between two commits) never sees it existing but empty.
-            None => self.builder(self.table_url(area, name))?.build()?,
-        };
-        let props = CommitProperties::default()
-            .with_metadata(metadata)
-            .with_application_transaction(Transaction::new(app_id, 1));
+        let (table, props) = self.replacing(area, name, app_id, metadata).await?;
         // An empty result is still a new version (the table now has no rows): deltalake
         // wants at least one batch to write, so give it an empty one.
         let batches = if batches.is_empty() {
@@ -265,13 +257,7 @@ impl Lake {
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let table = match self.table(area, name).await? {
-            Some(t) => t,
-            None => self.builder(self.table_url(area, name))?.build()?,
-        };
-        let props = CommitProperties::default()
-            .with_metadata(metadata)
-            .with_application_transaction(Transaction::new(app_id, 1));
+        let (table, props) = self.replacing(area, name, app_id, metadata).await?;
         let table = table
             .write(Vec::new())
             .with_input_plan(plan)
@@ -285,6 +271,26 @@ impl Lake {
                 format!("commit to {area}/{name} failed; the previous version is unchanged")
             })?;
         Ok(table.version().map_or(0, |v| v as i64))
+    }
+
+    /// The table a replace writes to, and the properties of its commit.
+    async fn replacing(
+        &self,
+        area: &str,
+        name: &str,
+        app_id: &str,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<(DeltaTable, CommitProperties)> {
+        let table = match self.table(area, name).await? {
+            Some(t) => t,
+            // A new table is created by its first write, in the same commit: a reader (or a
+            // crash between two commits) never sees it existing but empty.
+            None => self.builder(self.table_url(area, name))?.build()?,
+        };
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, 1));
+        Ok((table, props))
     }
 
     /// Loads a table, creating it empty (with `partition_by`) when it does not exist yet.
