@@ -194,7 +194,7 @@ pub async fn register_files(
 /// The schema with string and binary views as plain strings and binaries. Batches travel
 /// between Ballista's processes as Arrow IPC, which sends a view array's whole data buffers
 /// however few rows it holds: a county result of views shared with large buffers grew the
-/// client past 19 GB. Plain strings are copied row by row, so a batch carries its own.
+/// client past 18 GiB. Plain strings are copied row by row, so a batch carries its own.
 pub fn plain_strings(schema: &Schema) -> SchemaRef {
     use arrow::datatypes::{DataType, Field};
     let fields: Vec<Field> = schema
