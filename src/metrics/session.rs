@@ -41,7 +41,7 @@ pub struct Limits {
 impl Limits {
     /// Limits of the metric run. DataFusion 55 counts string-heavy hash joins and sorts at
     /// several times their real size, so the pool is an accounting ceiling well above the
-    /// memory used: the whole catalogue at county scale peaks at 1.6 GB of RSS under a
+    /// memory used: the whole catalogue at county scale peaks at 1.6 GiB of RSS under a
     /// 12 GiB pool; a region's (16.7M attendances) at 8.4 GiB, and fails under 4 GiB.
     pub fn metrics() -> Self {
         Self {
