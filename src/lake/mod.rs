@@ -225,7 +225,6 @@ impl Lake {
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let (table, props) = self.replacing(area, name, app_id, metadata).await?;
         // An empty result is still a new version (the table now has no rows): deltalake
         // wants at least one batch to write, so give it an empty one.
         let batches = if batches.is_empty() {
@@ -233,17 +232,8 @@ impl Lake {
         } else {
             batches
         };
-        let table = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .with_commit_properties(props)
-            .with_writer_properties(writer_properties())
+        self.overwrite(area, name, app_id, metadata, |t| t.write(batches))
             .await
-            .with_context(|| {
-                format!("commit to {area}/{name} failed; the previous version is unchanged")
-            })?;
-        Ok(table.version().map_or(0, |v| v as i64))
     }
 
     /// As [`Lake::replace`], with the rows streamed from a DataFusion plan executed in
@@ -257,30 +247,24 @@ impl Lake {
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<i64> {
-        let (table, props) = self.replacing(area, name, app_id, metadata).await?;
-        let table = table
-            .write(Vec::new())
-            .with_input_plan(plan)
-            .with_session_state(Arc::new(ctx.state()))
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .with_commit_properties(props)
-            .with_writer_properties(writer_properties())
-            .await
-            .with_context(|| {
-                format!("commit to {area}/{name} failed; the previous version is unchanged")
-            })?;
-        Ok(table.version().map_or(0, |v| v as i64))
+        self.overwrite(area, name, app_id, metadata, |t| {
+            t.write(Vec::new())
+                .with_input_plan(plan)
+                .with_session_state(Arc::new(ctx.state()))
+        })
+        .await
     }
 
-    /// The table a replace writes to, and the properties of its commit.
-    async fn replacing(
+    /// Replaces a table's contents and schema with what `input`'s write produces, in one
+    /// commit recording `app_id`.
+    async fn overwrite(
         &self,
         area: &str,
         name: &str,
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
-    ) -> Result<(DeltaTable, CommitProperties)> {
+        input: impl FnOnce(DeltaTable) -> deltalake::operations::write::WriteBuilder,
+    ) -> Result<i64> {
         let table = match self.table(area, name).await? {
             Some(t) => t,
             // A new table is created by its first write, in the same commit: a reader (or a
@@ -290,7 +274,16 @@ impl Lake {
         let props = CommitProperties::default()
             .with_metadata(metadata)
             .with_application_transaction(Transaction::new(app_id, 1));
-        Ok((table, props))
+        let table = input(table)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_commit_properties(props)
+            .with_writer_properties(writer_properties())
+            .await
+            .with_context(|| {
+                format!("commit to {area}/{name} failed; the previous version is unchanged")
+            })?;
+        Ok(table.version().map_or(0, |v| v as i64))
     }
 
     /// Loads a table, creating it empty (with `partition_by`) when it does not exist yet.
