@@ -139,23 +139,8 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
     if stage("metrics") || stage("ballista") {
         // The catalogue reads the social care and education tables too: load those files
         // (the centre and health ones are already in, I001) before timing it.
-        let status = Command::new(std::env::current_exe()?)
-            .args(["--project", &project.to_string_lossy(), "run", "nightly"])
-            .args([
-                "--no-metrics",
-                "--no-reports",
-                "--as-at",
-                &generate::AS_AT.to_string(),
-            ])
-            .arg("--extracts")
-            .arg(&extracts)
-            .arg("--lake")
-            .arg(&lake)
-            .env(
-                "EARLYSTART_PSEUDONYM_KEY",
-                "earlystart-benchmark-key-synthetic-data-only",
-            )
-            .env("RUST_LOG", "warn")
+        let status = nightly(&std::env::current_exe()?, project, &extracts, &lake)
+            .args(["--no-metrics", "--no-reports"])
             .stdout(std::process::Stdio::null())
             .status()?;
         if !matches!(status.code(), Some(0 | 1)) {
@@ -175,6 +160,24 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
         incremental(project, &extracts, dir)?;
     }
     Ok(0)
+}
+
+/// `earlystart run nightly` on `extracts` into `lake`, as of the generator's date, with the
+/// benchmark's pseudonymisation key and warnings-only logs.
+fn nightly(exe: &Path, project: &Path, extracts: &Path, lake: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--project", &project.to_string_lossy(), "run", "nightly"])
+        .args(["--as-at", &generate::AS_AT.to_string()])
+        .arg("--extracts")
+        .arg(extracts)
+        .arg("--lake")
+        .arg(lake)
+        .env(
+            "EARLYSTART_PSEUDONYM_KEY",
+            "earlystart-benchmark-key-synthetic-data-only",
+        )
+        .env("RUST_LOG", "warn");
+    cmd
 }
 
 /// A full night (every extract into an empty lake: ingest, linkage, metric catalogue) beside
@@ -198,19 +201,8 @@ fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     let lake = work.join("lake");
     let exe = std::env::current_exe()?;
     let night = |folder: &Path| {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["--project", &project.to_string_lossy(), "run", "nightly"])
-            .args(["--no-reports", "--as-at", &generate::AS_AT.to_string()])
-            .arg("--extracts")
-            .arg(folder)
-            .arg("--lake")
-            .arg(&lake)
-            .env(
-                "EARLYSTART_PSEUDONYM_KEY",
-                "earlystart-benchmark-key-synthetic-data-only",
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null());
+        let mut cmd = nightly(&exe, project, folder, &lake);
+        cmd.arg("--no-reports").stdout(std::process::Stdio::null());
         cmd
     };
     let _ = std::fs::remove_dir_all(&lake);
@@ -300,25 +292,7 @@ fn ingest(
     for _ in 0..runs {
         let _ = std::fs::remove_dir_all(lake);
         es.push(measure(
-            Command::new(&exe)
-                .args([
-                    "--project",
-                    &project.to_string_lossy(),
-                    "run",
-                    "nightly",
-                    "--as-at",
-                    &generate::AS_AT.to_string(),
-                    "--no-metrics",
-                ])
-                .arg("--extracts")
-                .arg(core)
-                .arg("--lake")
-                .arg(lake)
-                .env(
-                    "EARLYSTART_PSEUDONYM_KEY",
-                    "earlystart-benchmark-key-synthetic-data-only",
-                )
-                .env("RUST_LOG", "warn"),
+            nightly(&exe, project, core, lake).arg("--no-metrics"),
         )?);
     }
     let es = median(es);
