@@ -292,7 +292,7 @@ fn ingest(
     for _ in 0..runs {
         let _ = std::fs::remove_dir_all(lake);
         es.push(measure(
-            nightly(&exe, project, core, lake).arg("--no-metrics"),
+            nightly(&exe, project, core, lake).args(["--no-metrics", "--no-reports"]),
         )?);
     }
     let es = median(es);

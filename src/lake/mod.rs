@@ -35,10 +35,12 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableBuilder};
+use indexmap::IndexMap;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use url::Url;
 
 /// Parquet settings for every data file: zstd at level 1, which on this data compresses
@@ -50,7 +52,46 @@ pub fn writer_properties() -> WriterProperties {
         ))
         // Row groups of 128k rows (one ingest batch) keep the writer's buffers small.
         .set_max_row_group_row_count(Some(crate::sources::BATCH_ROWS))
+        // Columns unique on every row gain nothing from a dictionary; building one costs a
+        // hash and a lookup per value until the writer gives up on it.
+        .set_column_dictionary_enabled(ColumnPath::from("_row_number"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("attendance_id"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("contact_id"), false)
         .build()
+}
+
+/// Writes one source's rows into its partition of a curated table (see
+/// [`Lake::source_writer`]).
+pub struct SourceWriter {
+    writer: RecordBatchWriter,
+    /// `_source = <source>`; `None` for a table partitioned otherwise (written through the
+    /// plain writer, which splits each batch itself).
+    partition: Option<IndexMap<String, delta_kernel::expressions::Scalar>>,
+}
+
+impl SourceWriter {
+    /// Streams a batch into Parquet files; nothing is visible until the files are committed.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        match &self.partition {
+            Some(p) => {
+                self.writer
+                    .write_partition(batch, p, deltalake::writer::WriteMode::Default)
+                    .await?;
+            }
+            None => deltalake::writer::DeltaWriter::write(&mut self.writer, batch).await?,
+        }
+        Ok(())
+    }
+
+    /// Forgets everything written since the last flush (never committed, so never seen).
+    pub fn reset(&mut self) {
+        self.writer.reset();
+    }
+
+    /// Finishes the Parquet files and returns their add actions for [`Lake::commit_files`].
+    pub async fn flush(&mut self) -> Result<Vec<Add>> {
+        Ok(deltalake::writer::DeltaWriter::flush(&mut self.writer).await?)
+    }
 }
 
 /// Where curated tables live.
@@ -313,6 +354,23 @@ impl Lake {
     /// come (memory stays flat), and nothing is visible until [`Lake::commit_files`].
     pub fn writer(&self, table: &DeltaTable) -> Result<RecordBatchWriter> {
         Ok(RecordBatchWriter::for_table(table)?.with_writer_properties(writer_properties()))
+    }
+
+    /// A [`Lake::writer`] for the rows of one source. A curated table is partitioned by
+    /// `_source`, so every batch of a file belongs to one partition and is written straight
+    /// into it: the plain writer would sort and copy each batch to split it by partition.
+    pub fn source_writer(&self, table: &DeltaTable, source: &str) -> Result<SourceWriter> {
+        let partitioned = table.snapshot()?.metadata().partition_columns().to_vec();
+        let partition = (partitioned == ["_source"]).then(|| {
+            IndexMap::from([(
+                "_source".to_string(),
+                delta_kernel::expressions::Scalar::String(source.to_string()),
+            )])
+        });
+        Ok(SourceWriter {
+            writer: self.writer(table)?,
+            partition,
+        })
     }
 
     /// Commits files written by a [`Lake::writer`] in one Delta transaction. With

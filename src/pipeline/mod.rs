@@ -7,7 +7,7 @@
 //!                                  │ no
 //!                                  ▼
 //!    parse_file (blocking thread; two halves on two threads for large CSVs)
-//!        └─ 128k-row batches ─► RecordBatchWriter (Parquet files, not yet visible)
+//!        └─ 128k-row batches ─► SourceWriter (Parquet files, not yet visible)
 //!    commit quarantine, warnings                          (app txn = source+sha)
 //!    commit the files to the curated table, or rejected_files (same txn: the marker)
 //!  then person_link (when an input table has a new version), file_loads and the runs row.
@@ -589,17 +589,43 @@ fn parse_file(
             f.seek(std::io::SeekFrom::Start(start))?;
             Ok(Box::new(f.take(end - start)))
         };
-        match sources::ingest_parallel(kind, &open, len, meta, mapping, ctx, max_ratio, &send) {
-            sources::Parallel::Done(out) => return out,
-            sources::Parallel::Sequential => {
-                info!(
-                    source = source.name,
-                    file = meta.path,
-                    "Reading the file in one pass (it cannot be split safely)."
-                );
-                if tx.blocking_send(Parsed::Restart).is_err() {
-                    return sources::Ingested::unreadable(kind, "The writer stopped.".into());
+        let mut known = None;
+        loop {
+            let parallel = sources::ingest_parallel(
+                kind,
+                &open,
+                len,
+                known.take(),
+                meta,
+                mapping,
+                ctx,
+                max_ratio,
+                &send,
+            );
+            match parallel {
+                sources::Parallel::Done(out) => return out,
+                sources::Parallel::Repeats(repeats) => {
+                    info!(
+                        source = source.name,
+                        file = meta.path,
+                        rows = repeats.len(),
+                        "E005: rows repeat an earlier row's key; reading the file again to quarantine them."
+                    );
+                    known = Some(repeats);
                 }
+                sources::Parallel::Sequential => {
+                    info!(
+                        source = source.name,
+                        file = meta.path,
+                        "Reading the file in one pass (it cannot be split safely)."
+                    );
+                }
+            }
+            if tx.blocking_send(Parsed::Restart).is_err() {
+                return sources::Ingested::unreadable(kind, "The writer stopped.".into());
+            }
+            if known.is_none() {
+                break;
             }
         }
     }
@@ -705,7 +731,7 @@ impl Lane<'_> {
         let table = lake
             .table_or_create(CURATED, kind.name(), &kind.schema(), &["_source"])
             .await?;
-        let mut writer = lake.writer(&table)?;
+        let mut writer = lake.source_writer(&table, &source.name)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
         let parser = {
             let (path, source, ctx, meta) = (

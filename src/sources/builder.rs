@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder,
+    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, PrimitiveBuilder,
+    RecordBatch, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 
 /// The column types used by curated tables.
@@ -194,16 +194,33 @@ impl TableBuilder {
             .cols
             .iter_mut()
             .map(|c| -> ArrayRef {
+                // The next batch is likely the size of this one: starting the builders at
+                // that capacity saves growing (and copying) every buffer from empty again.
                 match c {
-                    Col::Str(b) => Arc::new(b.finish()),
-                    Col::Date(b) => Arc::new(b.finish()),
-                    Col::Bool(b) => Arc::new(b.finish()),
-                    Col::Int(b) => Arc::new(b.finish()),
-                    Col::Float(b) => Arc::new(b.finish()),
+                    Col::Str(b) => {
+                        let a = b.finish();
+                        *b = StringBuilder::with_capacity(a.len(), a.value_data().len());
+                        Arc::new(a)
+                    }
+                    Col::Date(b) => restart(b),
+                    Col::Bool(b) => {
+                        let a = b.finish();
+                        *b = BooleanBuilder::with_capacity(a.len());
+                        Arc::new(a)
+                    }
+                    Col::Int(b) => restart(b),
+                    Col::Float(b) => restart(b),
                 }
             })
             .collect();
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), arrays).expect("builders follow the schema")
     }
+}
+
+/// Finishes a column of numbers or dates and starts its next batch at the same capacity.
+fn restart<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>) -> ArrayRef {
+    let a = b.finish();
+    *b = PrimitiveBuilder::with_capacity(a.len());
+    Arc::new(a)
 }

@@ -604,18 +604,12 @@ impl<'a> RowCheck<'a> {
         key: &str,
         what: &str,
     ) -> bool {
-        let h = super::key_hash(key);
-        let seen = &mut seen.0;
-        match seen.get(&h) {
+        match seen.repeat_of(super::key_hash(key), self.pos.row_number) {
             Some(first) => {
-                let first = u64::from(*first);
                 self.issue(field, Rule::E005, format!("Duplicate {what}: row {first} has the same key; remove or correct one of them."));
                 false
             }
-            None => {
-                seen.insert(h, u32::try_from(self.pos.row_number).unwrap_or(u32::MAX));
-                true
-            }
+            None => true,
         }
     }
 }

@@ -354,7 +354,7 @@ impl<'a> Census<'a> {
         let la_key = la_id.map(|id| self.ctx.pseudonymiser.local(LA_CHILD_NAMESPACE, id));
         if let (Some(k), Some(node)) = (&la_key, ids_node.child("LAchildID")) {
             let hash = key_hash(k);
-            if let Some(first) = self.seen.0.get(&hash) {
+            if let Some(first) = self.seen.repeat_of(hash, child.line as u64) {
                 unit.fault(
                     node,
                     "la_child_id",
@@ -362,8 +362,6 @@ impl<'a> Census<'a> {
                     format!("LAchildID repeats the child first seen on line {first}: a child appears once per census; merge the two records in the source system."),
                     None,
                 );
-            } else {
-                self.seen.0.insert(hash, child.line as u32);
             }
         }
         let key_upn = unit.upn(ids_node, "UPN", "upn");

@@ -15,6 +15,7 @@ pub mod builder;
 pub mod check;
 pub mod context;
 pub mod reader;
+pub mod seen;
 
 pub mod activities;
 pub mod annex_a;
@@ -38,6 +39,7 @@ pub mod xml;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -47,6 +49,7 @@ use serde::{Deserialize, Serialize};
 pub use builder::{ColType, TableBuilder};
 pub use check::RowCheck;
 pub use context::Context;
+pub use seen::{KeyHash, PrehashedKey, SeenKeys, key_hash};
 
 use crate::rules::Rule;
 
@@ -478,48 +481,6 @@ pub struct Placement {
     pub record_date: Option<NaiveDate>,
 }
 
-/// Hashed key → first row it was seen on (E005). 24 bytes an entry: multi-million-row files
-/// keep one per row.
-#[derive(Default)]
-pub struct SeenKeys(pub HashMap<KeyHash, u32, std::hash::BuildHasherDefault<PrehashedKey>>);
-
-/// The 128-bit hash (xxh3) under which keys are kept in per-record lookups: collision odds
-/// about 1e-26 at 10^7 keys, in 16 bytes and one memory access instead of a heap string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyHash(u64, u64);
-
-impl std::hash::Hash for KeyHash {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Already uniform: hand the low half to `PrehashedKey` as the table hash.
-        state.write_u64(self.0);
-    }
-}
-
-/// The [`KeyHash`] of a key.
-pub fn key_hash(key: &str) -> KeyHash {
-    let h = twox_hash::XxHash3_128::oneshot(key.as_bytes());
-    KeyHash(h as u64, (h >> 64) as u64)
-}
-
-/// A `Hasher` for keys that are uniform hashes already.
-#[derive(Default)]
-pub struct PrehashedKey(u64);
-
-impl std::hash::Hasher for PrehashedKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (by `KeyHash`); fold anything else in byte by byte.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 /// Per-file state carried across records by a kind (duplicate keys and the like).
 #[derive(Default)]
 pub struct KindState {
@@ -714,7 +675,18 @@ pub fn ingest_stream<R: std::io::Read>(
     sink: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Ingested {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ingest_inner(kind, input, (0, 0), file, mapping, ctx, batch_rows, sink).0
+        ingest_inner(
+            kind,
+            input,
+            (0, 0),
+            SeenKeys::default(),
+            file,
+            mapping,
+            ctx,
+            batch_rows,
+            sink,
+        )
+        .0
     }));
     finish(kind, run, file, max_quarantine_ratio)
 }
@@ -773,6 +745,7 @@ fn ingest_inner<R: std::io::Read>(
     kind: ExtractKind,
     input: R,
     shift: (u64, u64),
+    seen: SeenKeys,
     file: &FileMeta,
     mapping: &Mapping,
     ctx: &Context,
@@ -798,8 +771,8 @@ fn ingest_inner<R: std::io::Read>(
     };
     let mut out = TableBuilder::new(kind.schema());
     let mut state = KindState {
+        seen,
         vintage: mapping.lsoa_vintage,
-        ..KindState::default()
     };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -908,9 +881,11 @@ pub const PARALLEL_MIN_BYTES: u64 = 16 * 1024 * 1024;
 pub enum Parallel {
     /// The file was ingested in parts; the outcome is the same as a sequential ingest.
     Done(Ingested),
-    /// The file cannot be split safely (small, blank lines, or a key repeated across the
-    /// parts, whose first occurrence only a sequential pass can pick): discard anything sent
-    /// to the sink and ingest it sequentially.
+    /// Some rows repeat an earlier row's key (E005), which the parts only log: discard
+    /// anything sent to the sink and ingest the file again with these repeats known.
+    Repeats(Arc<seen::Repeats>),
+    /// The file cannot be split safely (small, blank lines) or its keys could not be
+    /// logged: discard anything sent to the sink and ingest it sequentially.
     Sequential,
 }
 
@@ -921,12 +896,17 @@ pub type OpenRange<'a> =
 /// Ingests a large file in two halves on two threads, sending good rows to `sink` from
 /// both. The split falls on a record boundary found by tracking quotes from the start, and
 /// the second half is read after the header with its row numbers and byte offsets shifted,
-/// so every row number, issue and duplicate-key decision equals the sequential result.
+/// so every row number and issue equals the sequential result.
+///
+/// Duplicate keys (E005) are found after both halves are read, from the keys they logged
+/// (memory stays flat whatever the file's size): with `known = None` a file with repeats
+/// comes back as [`Parallel::Repeats`], to be read again with `known` set to them.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_parallel(
     kind: ExtractKind,
     open: &OpenRange<'_>,
     len: u64,
+    known: Option<Arc<seen::Repeats>>,
     file: &FileMeta,
     mapping: &Mapping,
     ctx: &Context,
@@ -939,12 +919,17 @@ pub fn ingest_parallel(
     let Ok(Some(split)) = find_split(open, len) else {
         return Parallel::Sequential;
     };
-    let run = |input: Box<dyn std::io::Read + Send>, shift: (u64, u64)| {
+    let keys = || match &known {
+        Some(repeats) => SeenKeys::Known(Arc::clone(repeats)),
+        None => SeenKeys::Logged(seen::KeyLog::default()),
+    };
+    let run = |input: Box<dyn std::io::Read + Send>, shift: (u64, u64), seen: SeenKeys| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ingest_inner(
                 kind,
                 input,
                 shift,
+                seen,
                 file,
                 mapping,
                 ctx,
@@ -970,18 +955,25 @@ pub fn ingest_parallel(
         split.offset - split.header.len() as u64,
     );
     let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| run(second_input, shift));
-        let first = run(first_input, (0, 0));
+        let second = s.spawn(|| run(second_input, shift, keys()));
+        let first = run(first_input, (0, 0), keys());
         (first, second.join().unwrap_or_else(Err))
     });
     let (Ok((a, seen_a)), Ok((b, seen_b))) = (first, second) else {
         return Parallel::Sequential;
     };
-    if a.rejected.is_some()
-        || b.rejected.is_some()
-        || seen_b.0.keys().any(|k| seen_a.0.contains_key(k))
-    {
+    if a.rejected.is_some() || b.rejected.is_some() {
         return Parallel::Sequential;
+    }
+    if let (SeenKeys::Logged(log_a), SeenKeys::Logged(log_b)) = (seen_a, seen_b) {
+        match seen::KeyLog::repeats(vec![log_a, log_b]) {
+            Ok(repeats) if repeats.is_empty() => {}
+            Ok(repeats) => return Parallel::Repeats(Arc::new(repeats)),
+            Err(e) => {
+                tracing::warn!(file = file.path, error = %e, "Could not log the keys of this file under TMPDIR; reading it in one pass with its keys in memory.");
+                return Parallel::Sequential;
+            }
+        }
     }
     let merged = Ingested {
         rows_read: a.rows_read + b.rows_read,
@@ -1012,39 +1004,126 @@ fn find_split(open: &OpenRange<'_>, len: u64) -> std::io::Result<Option<Split>> 
     use std::io::Read as _;
     let mut input = open(0, len)?;
     let mut buf = vec![0u8; 1 << 20];
-    let (mut pos, mut in_quotes, mut records, mut prev) = (0u64, false, 0u64, b'\n');
-    let mut header = Vec::new();
+    let mut scan = LineScan {
+        half: len / 2,
+        pos: 0,
+        in_quotes: false,
+        records: 0,
+        prev: b'\n',
+        header: Vec::new(),
+    };
     loop {
         let n = input.read(&mut buf)?;
         if n == 0 {
             return Ok(None);
         }
-        for &c in &buf[..n] {
-            if records == 0 {
-                header.push(c);
-            }
-            pos += 1;
-            match c {
-                b'"' => in_quotes = !in_quotes,
-                b'\n' if !in_quotes => {
-                    if prev == b'\n' {
-                        return Ok(None);
-                    }
-                    records += 1;
-                    if pos >= len / 2 {
-                        // `records` line ends precede the split: the header and records-1 data rows.
-                        return Ok(Some(Split {
-                            offset: pos,
-                            first_row: records + 1,
-                            header,
-                        }));
-                    }
+        let chunk = &buf[..n];
+        let mut next_quote = memchr::memchr(b'"', chunk);
+        for (i, &c) in chunk.iter().enumerate() {
+            // Past the header, with no quote left in the chunk (most of an export), only line
+            // ends matter: memchr finds them many bytes at a time. This scan runs before the
+            // halves start, so its speed is wall time.
+            if next_quote.is_none() && scan.records > 0 && !scan.in_quotes {
+                match scan.plain(&chunk[i..]) {
+                    Scanned::More => break,
+                    Scanned::Blank => return Ok(None),
+                    Scanned::Split(offset) => return Ok(Some(scan.split(offset))),
                 }
-                _ => {}
             }
-            if c != b'\r' {
-                prev = c;
+            if Some(i) == next_quote {
+                next_quote = memchr::memchr(b'"', &chunk[i + 1..]).map(|q| q + i + 1);
             }
+            match scan.byte(c) {
+                Scanned::More => {}
+                Scanned::Blank => return Ok(None),
+                Scanned::Split(offset) => return Ok(Some(scan.split(offset))),
+            }
+        }
+    }
+}
+
+/// The state of [`find_split`]'s scan.
+struct LineScan {
+    /// The middle of the file.
+    half: u64,
+    /// Bytes scanned.
+    pos: u64,
+    in_quotes: bool,
+    /// Line ends outside quotes so far (the header's included).
+    records: u64,
+    /// The last byte other than a carriage return.
+    prev: u8,
+    /// The header record, line end included.
+    header: Vec<u8>,
+}
+
+/// What scanning some bytes found.
+enum Scanned {
+    /// Nothing yet: read on.
+    More,
+    /// A blank line: the file cannot be split by counting lines.
+    Blank,
+    /// The first record end at or after the middle, at this offset.
+    Split(u64),
+}
+
+impl LineScan {
+    /// Scans one byte.
+    fn byte(&mut self, c: u8) -> Scanned {
+        if self.records == 0 {
+            self.header.push(c);
+        }
+        self.pos += 1;
+        let mut found = Scanned::More;
+        match c {
+            b'"' => self.in_quotes = !self.in_quotes,
+            b'\n' if !self.in_quotes => {
+                if self.prev == b'\n' {
+                    return Scanned::Blank;
+                }
+                self.records += 1;
+                if self.pos >= self.half {
+                    found = Scanned::Split(self.pos);
+                }
+            }
+            _ => {}
+        }
+        if c != b'\r' {
+            self.prev = c;
+        }
+        found
+    }
+
+    /// Scans bytes that hold no quote, outside quotes and past the header.
+    fn plain(&mut self, bytes: &[u8]) -> Scanned {
+        let mut line_start = 0;
+        for i in memchr::memchr_iter(b'\n', bytes) {
+            // Nothing but carriage returns since the last line end: a blank line.
+            let only_cr = bytes[line_start..i].iter().all(|&c| c == b'\r');
+            if only_cr && (line_start > 0 || self.prev == b'\n') {
+                return Scanned::Blank;
+            }
+            self.records += 1;
+            let end = self.pos + i as u64 + 1;
+            if end >= self.half {
+                return Scanned::Split(end);
+            }
+            line_start = i + 1;
+        }
+        if let Some(&c) = bytes.iter().rev().find(|&&c| c != b'\r') {
+            self.prev = c;
+        }
+        self.pos += bytes.len() as u64;
+        Scanned::More
+    }
+
+    /// The split at `offset`: `records` line ends precede it (the header and records-1
+    /// data rows).
+    fn split(self, offset: u64) -> Split {
+        Split {
+            offset,
+            first_row: self.records + 1,
+            header: self.header,
         }
     }
 }

@@ -381,7 +381,7 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> Ingested903 {
                 })
                 .collect();
             let hash = key_hash(&key.join("\u{1f}"));
-            if let Some(first) = seen.0.get(&hash) {
+            if let Some(first) = seen.repeat_of(hash, row_number) {
                 let message = format!(
                     "Duplicate {} key ({}): first seen on row {first}.",
                     table.label,
@@ -397,8 +397,6 @@ pub fn ingest(bytes: &[u8], file: &FileMeta, ctx: &Context) -> Ingested903 {
                     None,
                     Some(ctx.pseudonymiser.hmac(key[0])),
                 ));
-            } else {
-                seen.0.insert(hash, row_number as u32);
             }
         }
         if row.errors.is_empty() {

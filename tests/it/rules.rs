@@ -373,8 +373,18 @@ fn iod_file7_headers_deciles_and_row_count() {
     );
 }
 
-/// Runs `ingest_parallel` on in-memory bytes; None when it falls back to sequential.
-fn parallel(kind: ExtractKind, csv: &str) -> Option<(Ingested, usize)> {
+/// What reading a file in halves gave.
+struct Halves {
+    out: Ingested,
+    /// Rows sent to the sink by the pass that was kept.
+    rows: usize,
+    /// Whether the file was read twice (repeated keys found after the first pass).
+    reread: bool,
+}
+
+/// Runs `ingest_parallel` on in-memory bytes as the pipeline does (again with the repeats
+/// known when the first pass found some); None when it falls back to sequential.
+fn parallel(kind: ExtractKind, csv: &str) -> Option<Halves> {
     let bytes = csv.as_bytes().to_vec();
     let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
         Ok(Box::new(std::io::Cursor::new(
@@ -387,24 +397,55 @@ fn parallel(kind: ExtractKind, csv: &str) -> Option<(Ingested, usize)> {
         sha256: "0".repeat(64),
         as_at: d("2025-03-31"),
     };
-    let rows = std::sync::atomic::AtomicUsize::new(0);
-    let sink = |b: arrow::array::RecordBatch| {
-        rows.fetch_add(b.num_rows(), std::sync::atomic::Ordering::SeqCst);
-        true
-    };
-    match sources::ingest_parallel(
-        kind,
-        &open,
-        bytes.len() as u64,
-        &file,
-        &mapping(),
-        &ctx(),
-        1.0,
-        &sink,
-    ) {
-        sources::Parallel::Done(out) => Some((out, rows.into_inner())),
-        sources::Parallel::Sequential => None,
+    let mut known = None;
+    let mut reread = false;
+    loop {
+        let rows = std::sync::atomic::AtomicUsize::new(0);
+        let sink = |b: arrow::array::RecordBatch| {
+            rows.fetch_add(b.num_rows(), std::sync::atomic::Ordering::SeqCst);
+            true
+        };
+        match sources::ingest_parallel(
+            kind,
+            &open,
+            bytes.len() as u64,
+            known.take(),
+            &file,
+            &mapping(),
+            &ctx(),
+            1.0,
+            &sink,
+        ) {
+            sources::Parallel::Done(out) => {
+                return Some(Halves {
+                    out,
+                    rows: rows.into_inner(),
+                    reread,
+                });
+            }
+            sources::Parallel::Repeats(repeats) => {
+                assert!(!reread, "a second pass never finds repeats again");
+                known = Some(repeats);
+                reread = true;
+            }
+            sources::Parallel::Sequential => return None,
+        }
     }
+}
+
+/// Asserts that reading `csv` in halves gives what one sequential pass gives.
+fn assert_halves_match(csv: &str, reread: bool) -> Ingested {
+    let sequential = ingest(ExtractKind::Attendances, csv, &mapping());
+    let halves = parallel(ExtractKind::Attendances, csv).expect("the file splits");
+    assert_eq!(halves.reread, reread);
+    assert_eq!(halves.rows as u64, sequential.rows_loaded());
+    assert_eq!(halves.out.rows_read, sequential.rows_read);
+    assert_eq!(halves.out.rows_quarantined, sequential.rows_quarantined);
+    assert_eq!(
+        halves.out.errors, sequential.errors,
+        "same issues, rows and byte offsets"
+    );
+    halves.out
 }
 
 #[test]
@@ -424,24 +465,55 @@ fn a_file_read_in_two_halves_gives_the_sequential_result() {
             "A{i},P1,F1,CC1,PLAY,{venue},2024-06-01,{minutes}\n"
         ));
     }
-    let sequential = ingest(ExtractKind::Attendances, &csv, &mapping());
-    let (halves, rows) = parallel(ExtractKind::Attendances, &csv).expect("the file splits");
-    assert_eq!(rows as u64, sequential.rows_loaded());
-    assert_eq!(halves.rows_read, sequential.rows_read);
-    assert_eq!(halves.rows_quarantined, sequential.rows_quarantined);
-    assert_eq!(
-        halves.errors, sequential.errors,
-        "same issues, rows and byte offsets"
-    );
+    let halves = assert_halves_match(&csv, false);
     assert!(
         halves.errors.iter().any(|e| e.row_number > 300),
         "faults in the second half are located in the file"
     );
 
-    // A key repeated across the halves: only a sequential pass knows which came first.
-    let dup = csv.replace("A399,", "A1,");
-    assert!(parallel(ExtractKind::Attendances, &dup).is_none());
+    // Keys repeated across the halves and within each: found after the first pass, then
+    // quarantined by a second with the same rows and messages as a sequential pass. A399
+    // is on row 401 and A1 on row 3; A150 (row 152) repeats A10 (row 12); A301 (row 303)
+    // repeats A300 (row 302).
+    let dup = csv
+        .replace("A399,", "A1,")
+        .replace("A150,", "A10,")
+        .replace("A301,", "A300,");
+    let halves = assert_halves_match(&dup, true);
+    let repeats: Vec<(u64, &str)> = halves
+        .errors
+        .iter()
+        .filter(|e| e.rule.id() == "E005")
+        .map(|e| (e.row_number, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        repeats,
+        [
+            (
+                152,
+                "Duplicate attendance_id: row 12 has the same key; remove or correct one of them."
+            ),
+            (
+                303,
+                "Duplicate attendance_id: row 302 has the same key; remove or correct one of them."
+            ),
+            (
+                401,
+                "Duplicate attendance_id: row 3 has the same key; remove or correct one of them."
+            ),
+        ]
+    );
     // A blank line: the CSV reader skips it, so counting lines would misnumber rows.
     let blank = csv.replacen("\nA5,", "\n\nA5,", 1);
+    assert!(parallel(ExtractKind::Attendances, &blank).is_none());
+
+    // Without quotes the split is found line end to line end (the fast scan), with the
+    // same outcome; a blank line (here with a carriage return) still stops it.
+    let plain = csv
+        .replace("\"spa,ce\nship\"", "centre")
+        .replace('\n', "\r\n");
+    let halves = assert_halves_match(&plain, false);
+    assert_eq!(halves.rows_read, 400);
+    let blank = plain.replacen("\r\nA5,", "\r\n\r\nA5,", 1);
     assert!(parallel(ExtractKind::Attendances, &blank).is_none());
 }
