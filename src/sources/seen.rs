@@ -153,7 +153,7 @@ impl KeyLog {
     /// Merges the logs of a file's parts and returns the rows that repeat an earlier row's
     /// key. Fails when a run could not be spilled or read back.
     pub fn repeats(logs: Vec<KeyLog>) -> std::io::Result<Repeats> {
-        let mut runs: Vec<Box<dyn Iterator<Item = std::io::Result<(KeyHash, u64)>>>> = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         for mut log in logs {
             if let Some(e) = log.failed {
                 return Err(e);
@@ -187,6 +187,9 @@ impl KeyLog {
         Ok(repeats)
     }
 }
+
+/// One sorted run being merged: in memory or read back from its file.
+type Run = Box<dyn Iterator<Item = std::io::Result<(KeyHash, u64)>>>;
 
 /// Reads back a spilled run.
 struct SpilledRun(BufReader<File>);
