@@ -182,6 +182,17 @@ impl TableBuilder {
         self.rows += 1;
     }
 
+    /// Bytes of text held so far.
+    pub fn text_bytes(&self) -> usize {
+        self.cols
+            .iter()
+            .map(|c| match c {
+                Col::Str(b) => b.values_slice().len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Rows completed so far.
     pub fn rows(&self) -> usize {
         self.rows

@@ -7,7 +7,8 @@
 //!                                                                                └ warnings (W)
 //! ```
 //!
-//! Invariants: this module does no I/O (it takes bytes and returns batches and issues); bad
+//! Invariants: this module opens nothing itself (it takes readers and returns batches and
+//! issues; its only writes are the temporary key runs of large files, [`seen`]); bad
 //! rows never fail the ingest; clear identifiers never appear in an [`Issue`] (identifying
 //! fields carry an HMAC of the value instead of a preview).
 
@@ -626,6 +627,11 @@ pub fn ingest_tables(
 /// enough that memory stays flat whatever the file size.
 pub const BATCH_ROWS: usize = 128 * 1024;
 
+/// Text per batch at most (checked every 1024 rows): wide records (registrations carry five
+/// 64-character keys) reach it before [`BATCH_ROWS`], so a batch stays about the size of an
+/// attendance batch whatever the extract.
+pub const BATCH_TEXT_BYTES: usize = 24 * 1024 * 1024;
+
 /// Ingests one file of `kind` held in memory and collects its good rows into one batch.
 /// For tests and small files; the pipeline streams with [`ingest_stream`].
 pub fn ingest(
@@ -826,7 +832,9 @@ fn ingest_inner<R: std::io::Read>(
             out.end_row();
             rows_loaded += 1;
             warnings.extend(warns);
-            if out.rows() >= batch_rows && !sink(out.finish()) {
+            let full = out.rows() >= batch_rows
+                || (out.rows() % 1024 == 0 && out.text_bytes() >= BATCH_TEXT_BYTES);
+            if full && !sink(out.finish()) {
                 break;
             }
         } else {
