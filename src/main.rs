@@ -3,9 +3,6 @@
 
 use clap::Parser;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let cli = earlystart::cli::Cli::parse();
     earlystart::cli::init_tracing(cli.log_json);
