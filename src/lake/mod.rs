@@ -350,15 +350,11 @@ impl Lake {
             .with_context(|| format!("cannot create table {area}/{name}"))
     }
 
-    /// A streaming writer for a table: batches written to it become Parquet files as they
-    /// come (memory stays flat), and nothing is visible until [`Lake::commit_files`].
-    pub fn writer(&self, table: &DeltaTable) -> Result<RecordBatchWriter> {
-        Ok(RecordBatchWriter::for_table(table)?.with_writer_properties(writer_properties()))
-    }
-
-    /// A [`Lake::writer`] for the rows of one source. A curated table is partitioned by
-    /// `_source`, so every batch of a file belongs to one partition and is written straight
-    /// into it: the plain writer would sort and copy each batch to split it by partition.
+    /// A streaming writer for the rows of one source: batches written to it become Parquet
+    /// files as they come (memory stays flat), and nothing is visible until
+    /// [`Lake::commit_files`]. A curated table is partitioned by `_source`, so every batch of
+    /// a file belongs to one partition and is written straight into it: deltalake's plain
+    /// writer would sort and copy each batch to split it by partition.
     pub fn source_writer(&self, table: &DeltaTable, source: &str) -> Result<SourceWriter> {
         let partitioned = table.snapshot()?.metadata().partition_columns().to_vec();
         let partition = (partitioned == ["_source"]).then(|| {
@@ -368,12 +364,13 @@ impl Lake {
             )])
         });
         Ok(SourceWriter {
-            writer: self.writer(table)?,
+            writer: RecordBatchWriter::for_table(table)?
+                .with_writer_properties(writer_properties()),
             partition,
         })
     }
 
-    /// Commits files written by a [`Lake::writer`] in one Delta transaction. With
+    /// Commits files written by a [`Lake::source_writer`] in one Delta transaction. With
     /// `replace_partition = Some((column, value))`, every file of that partition in the
     /// current version is removed in the same commit (a snapshot load).
     #[allow(clippy::too_many_arguments)]

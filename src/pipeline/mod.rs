@@ -27,8 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use deltalake::writer::DeltaWriter as _;
-
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type};
@@ -589,43 +587,20 @@ fn parse_file(
             f.seek(std::io::SeekFrom::Start(start))?;
             Ok(Box::new(f.take(end - start)))
         };
-        let mut known = None;
-        loop {
-            let parallel = sources::ingest_parallel(
-                kind,
-                &open,
-                len,
-                known.take(),
-                meta,
-                mapping,
-                ctx,
-                max_ratio,
-                &send,
-            );
-            match parallel {
-                sources::Parallel::Done(out) => return out,
-                sources::Parallel::Repeats(repeats) => {
-                    info!(
-                        source = source.name,
-                        file = meta.path,
-                        rows = repeats.len(),
-                        "E005: rows repeat an earlier row's key; reading the file again to quarantine them."
-                    );
-                    known = Some(repeats);
+        let restart = || tx.blocking_send(Parsed::Restart).is_ok();
+        match sources::ingest_parallel(
+            kind, &open, len, meta, mapping, ctx, max_ratio, &send, &restart,
+        ) {
+            sources::Parallel::Done(out) => return out,
+            sources::Parallel::Sequential => {
+                info!(
+                    source = source.name,
+                    file = meta.path,
+                    "Reading the file in one pass (it cannot be split safely)."
+                );
+                if !restart() {
+                    return sources::Ingested::unreadable(kind, "The writer stopped.".into());
                 }
-                sources::Parallel::Sequential => {
-                    info!(
-                        source = source.name,
-                        file = meta.path,
-                        "Reading the file in one pass (it cannot be split safely)."
-                    );
-                }
-            }
-            if tx.blocking_send(Parsed::Restart).is_err() {
-                return sources::Ingested::unreadable(kind, "The writer stopped.".into());
-            }
-            if known.is_none() {
-                break;
             }
         }
     }
@@ -951,7 +926,7 @@ impl Lane<'_> {
             let table = lake
                 .table_or_create(CURATED, name, &batch.schema(), &["_source"])
                 .await?;
-            let mut writer = lake.writer(&table)?;
+            let mut writer = lake.source_writer(&table, &source.name)?;
             if batch.num_rows() > 0 {
                 writer.write(batch).await?;
             }

@@ -354,7 +354,7 @@ impl<'a> Census<'a> {
         let la_key = la_id.map(|id| self.ctx.pseudonymiser.local(LA_CHILD_NAMESPACE, id));
         if let (Some(k), Some(node)) = (&la_key, ids_node.child("LAchildID")) {
             let hash = key_hash(k);
-            if let Some(first) = self.seen.repeat_of(hash, child.line as u64) {
+            if let Some(first) = self.seen.repeat_of(hash, child.line) {
                 unit.fault(
                     node,
                     "la_child_id",

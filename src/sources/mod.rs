@@ -833,7 +833,7 @@ fn ingest_inner<R: std::io::Read>(
             rows_loaded += 1;
             warnings.extend(warns);
             let full = out.rows() >= batch_rows
-                || (out.rows() % 1024 == 0 && out.text_bytes() >= BATCH_TEXT_BYTES);
+                || (out.rows().is_multiple_of(1024) && out.text_bytes() >= BATCH_TEXT_BYTES);
             if full && !sink(out.finish()) {
                 break;
             }
@@ -889,9 +889,6 @@ pub const PARALLEL_MIN_BYTES: u64 = 16 * 1024 * 1024;
 pub enum Parallel {
     /// The file was ingested in parts; the outcome is the same as a sequential ingest.
     Done(Ingested),
-    /// Some rows repeat an earlier row's key (E005), which the parts only log: discard
-    /// anything sent to the sink and ingest the file again with these repeats known.
-    Repeats(Arc<seen::Repeats>),
     /// The file cannot be split safely (small, blank lines) or its keys could not be
     /// logged: discard anything sent to the sink and ingest it sequentially.
     Sequential,
@@ -907,19 +904,20 @@ pub type OpenRange<'a> =
 /// so every row number and issue equals the sequential result.
 ///
 /// Duplicate keys (E005) are found after both halves are read, from the keys they logged
-/// (memory stays flat whatever the file's size): with `known = None` a file with repeats
-/// comes back as [`Parallel::Repeats`], to be read again with `known` set to them.
+/// (memory stays flat whatever the file's size). When some rows repeat an earlier key,
+/// `restart` is called (the caller discards what the sink got; false: it cannot, and the
+/// file is given up) and the halves are read again with the repeats known.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_parallel(
     kind: ExtractKind,
     open: &OpenRange<'_>,
     len: u64,
-    known: Option<Arc<seen::Repeats>>,
     file: &FileMeta,
     mapping: &Mapping,
     ctx: &Context,
     max_quarantine_ratio: f64,
     sink: &(dyn Fn(RecordBatch) -> bool + Sync),
+    restart: &dyn Fn() -> bool,
 ) -> Parallel {
     if kind.is_reference() {
         return Parallel::Sequential;
@@ -927,6 +925,66 @@ pub fn ingest_parallel(
     let Ok(Some(split)) = find_split(open, len) else {
         return Parallel::Sequential;
     };
+    let read = |known| {
+        read_halves(
+            kind,
+            open,
+            len,
+            &split,
+            known,
+            file,
+            mapping,
+            ctx,
+            max_quarantine_ratio,
+            sink,
+        )
+    };
+    let repeats = match read(None) {
+        Halves::Done(out) => return Parallel::Done(out),
+        Halves::Sequential => return Parallel::Sequential,
+        Halves::Repeats(repeats) => repeats,
+    };
+    tracing::info!(
+        file = file.path,
+        rows = repeats.len(),
+        "E005: rows repeat an earlier row's key; reading the file again to quarantine them."
+    );
+    if !restart() {
+        return Parallel::Done(Ingested::unreadable(kind, "The writer stopped.".into()));
+    }
+    match read(Some(repeats)) {
+        Halves::Done(out) => Parallel::Done(out),
+        Halves::Sequential => Parallel::Sequential,
+        Halves::Repeats(_) => unreachable!("with the repeats known, the halves log no keys"),
+    }
+}
+
+/// What one read of a file's two halves gave.
+#[allow(clippy::large_enum_variant)] // one per read of a large file
+enum Halves {
+    /// Every row checked, E005 included.
+    Done(Ingested),
+    /// Rows repeat an earlier row's key (found from the logged keys, not yet quarantined).
+    Repeats(Arc<seen::Repeats>),
+    /// A half was rejected or its keys could not be logged.
+    Sequential,
+}
+
+/// Reads the two halves of a file side by side; with `known = None` the halves log their
+/// keys for the E005 check after the pass, otherwise they quarantine the `known` repeats.
+#[allow(clippy::too_many_arguments)]
+fn read_halves(
+    kind: ExtractKind,
+    open: &OpenRange<'_>,
+    len: u64,
+    split: &Split,
+    known: Option<Arc<seen::Repeats>>,
+    file: &FileMeta,
+    mapping: &Mapping,
+    ctx: &Context,
+    max_quarantine_ratio: f64,
+    sink: &(dyn Fn(RecordBatch) -> bool + Sync),
+) -> Halves {
     let keys = || match &known {
         Some(repeats) => SeenKeys::Known(Arc::clone(repeats)),
         None => SeenKeys::Logged(seen::KeyLog::default()),
@@ -954,7 +1012,7 @@ pub fn ingest_parallel(
         Ok(Box::new(header))
     })();
     let (Ok(first_input), Ok(second_input)) = (open(0, split.offset), second_input) else {
-        return Parallel::Sequential;
+        return Halves::Sequential;
     };
     // The second reader sees the header then the second half: its first data record is
     // record 2 of its input, and must be reported as `split.first_row`.
@@ -968,18 +1026,18 @@ pub fn ingest_parallel(
         (first, second.join().unwrap_or_else(Err))
     });
     let (Ok((a, seen_a)), Ok((b, seen_b))) = (first, second) else {
-        return Parallel::Sequential;
+        return Halves::Sequential;
     };
     if a.rejected.is_some() || b.rejected.is_some() {
-        return Parallel::Sequential;
+        return Halves::Sequential;
     }
     if let (SeenKeys::Logged(log_a), SeenKeys::Logged(log_b)) = (seen_a, seen_b) {
         match seen::KeyLog::repeats(vec![log_a, log_b]) {
             Ok(repeats) if repeats.is_empty() => {}
-            Ok(repeats) => return Parallel::Repeats(Arc::new(repeats)),
+            Ok(repeats) => return Halves::Repeats(Arc::new(repeats)),
             Err(e) => {
                 tracing::warn!(file = file.path, error = %e, "Could not log the keys of this file under TMPDIR; reading it in one pass with its keys in memory.");
-                return Parallel::Sequential;
+                return Halves::Sequential;
             }
         }
     }
@@ -992,7 +1050,7 @@ pub fn ingest_parallel(
         warnings: a.warnings.into_iter().chain(b.warnings).collect(),
         rejected: None,
     };
-    Parallel::Done(finish(kind, Ok(merged), file, max_quarantine_ratio))
+    Halves::Done(finish(kind, Ok(merged), file, max_quarantine_ratio))
 }
 
 /// Where the second half of a file starts.

@@ -382,8 +382,7 @@ struct Halves {
     reread: bool,
 }
 
-/// Runs `ingest_parallel` on in-memory bytes as the pipeline does (again with the repeats
-/// known when the first pass found some); None when it falls back to sequential.
+/// Runs `ingest_parallel` on in-memory bytes; None when it falls back to sequential.
 fn parallel(kind: ExtractKind, csv: &str) -> Option<Halves> {
     let bytes = csv.as_bytes().to_vec();
     let open = |start: u64, end: u64| -> std::io::Result<Box<dyn std::io::Read + Send>> {
@@ -397,39 +396,39 @@ fn parallel(kind: ExtractKind, csv: &str) -> Option<Halves> {
         sha256: "0".repeat(64),
         as_at: d("2025-03-31"),
     };
-    let mut known = None;
-    let mut reread = false;
-    loop {
-        let rows = std::sync::atomic::AtomicUsize::new(0);
-        let sink = |b: arrow::array::RecordBatch| {
-            rows.fetch_add(b.num_rows(), std::sync::atomic::Ordering::SeqCst);
-            true
-        };
-        match sources::ingest_parallel(
-            kind,
-            &open,
-            bytes.len() as u64,
-            known.take(),
-            &file,
-            &mapping(),
-            &ctx(),
-            1.0,
-            &sink,
-        ) {
-            sources::Parallel::Done(out) => {
-                return Some(Halves {
-                    out,
-                    rows: rows.into_inner(),
-                    reread,
-                });
-            }
-            sources::Parallel::Repeats(repeats) => {
-                assert!(!reread, "a second pass never finds repeats again");
-                known = Some(repeats);
-                reread = true;
-            }
-            sources::Parallel::Sequential => return None,
-        }
+    let rows = std::sync::atomic::AtomicUsize::new(0);
+    let sink = |b: arrow::array::RecordBatch| {
+        rows.fetch_add(b.num_rows(), std::sync::atomic::Ordering::SeqCst);
+        true
+    };
+    // A second read starts the count again, as the pipeline's writer starts its files again.
+    let restarts = std::sync::atomic::AtomicUsize::new(0);
+    let restart = || {
+        rows.store(0, std::sync::atomic::Ordering::SeqCst);
+        restarts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        true
+    };
+    match sources::ingest_parallel(
+        kind,
+        &open,
+        bytes.len() as u64,
+        &file,
+        &mapping(),
+        &ctx(),
+        1.0,
+        &sink,
+        &restart,
+    ) {
+        sources::Parallel::Done(out) => Some(Halves {
+            out,
+            rows: rows.into_inner(),
+            reread: match restarts.into_inner() {
+                0 => false,
+                1 => true,
+                n => panic!("read {n} times"),
+            },
+        }),
+        sources::Parallel::Sequential => None,
     }
 }
 
