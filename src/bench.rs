@@ -14,6 +14,8 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::generate::{self, Scale};
 
+mod scaling;
+
 /// A measured child process.
 struct Measured {
     wall_s: f64,
@@ -88,7 +90,13 @@ for name in sys.argv[3:]:
 "#;
 
 /// Generates (once) and ingests a synthetic area, then converts the same CSVs with DuckDB.
-pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) -> Result<i32> {
+pub async fn run(
+    project: &Path,
+    scale: Scale,
+    dir: &Path,
+    stages: &[String],
+    executors: &[usize],
+) -> Result<i32> {
     const STAGES: &[&str] = &[
         "ingest",
         "social",
@@ -97,6 +105,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
         "ballista",
         "reports",
         "incremental",
+        "scaling",
     ];
     if let Some(s) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
         bail!("unknown bench stage {s:?}: choose from {STAGES:?}");
@@ -150,7 +159,7 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
             metrics(project, &lake, has_duckdb, RUNS)?;
         }
         if stage("ballista") {
-            ballista(project, &lake, dir)?;
+            ballista(project, &lake, dir, executors)?;
         }
     }
     if stage("reports") {
@@ -158,6 +167,9 @@ pub async fn run(project: &Path, scale: Scale, dir: &Path, stages: &[String]) ->
     }
     if stage("incremental") {
         incremental(project, &extracts, dir)?;
+    }
+    if stage("scaling") {
+        scaling::run(project, scale, &extracts, dir, executors).await?;
     }
     Ok(0)
 }
@@ -760,10 +772,10 @@ fn metrics(project: &Path, lake: &Path, has_duckdb: bool, runs: usize) -> Result
     Ok(())
 }
 
-/// The metric catalogue in process and on Ballista clusters of 1, 2 and 4 executors (each
+/// The metric catalogue in process and on Ballista clusters of `executors` executors (each
 /// its own process on this machine, two task slots each), with the wall time, the client's
 /// peak RSS, the executors' peak RSS and whether every metric value equals the local run's.
-fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
+fn ballista(project: &Path, lake: &Path, dir: &Path, executors: &[usize]) -> Result<()> {
     let exe = std::env::current_exe()?;
     let base = || {
         let mut c = Command::new(&exe);
@@ -778,13 +790,7 @@ fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
                 .arg("--lake")
                 .arg(lake),
         )?;
-        let values = base()
-            .args(["sql", "--format", "csv", "--lake"])
-            .arg(lake)
-            .args(["-c", METRIC_VALUES_SORTED])
-            .output()?;
-        anyhow::ensure!(values.status.success(), "cannot read metric_values");
-        Ok((m, crate::reference::sha256_hex(&values.stdout)))
+        Ok((m, metric_values_digest(&exe, project, lake)?))
     };
     let mut t = comfy_table::Table::new();
     t.set_header([
@@ -808,7 +814,7 @@ fn ballista(project: &Path, lake: &Path, dir: &Path) -> Result<()> {
         "-".to_string(),
         "-".to_string(),
     ]);
-    for executors in [1usize, 2, 4] {
+    for &executors in executors {
         let cluster = BenchCluster::start(&exe, project, executors, &dir.join("ballista"))?;
         let (m, digest) = run_metrics(&format!("ballista://{}", cluster.address))?;
         let rss = cluster.executor_peak_rss_mib();
@@ -838,6 +844,24 @@ const METRIC_VALUES_SORTED: &str = "select metric_id, period_type, period_end, g
     coalesce(geography_code, '') as g, breakdown_type, coalesce(breakdown_value, '') as b, \
     numerator, denominator, round(value, 9) as v, round(lower_95, 9) as l, \
     round(upper_95, 9) as u, comparison from metric_values order by 1, 2, 3, 4, 5, 6, 7";
+
+/// SHA-256 of every metric value in the lake, in a fixed order (values rounded to 9 places).
+fn metric_values_digest(exe: &Path, project: &Path, lake: &Path) -> Result<String> {
+    let values = Command::new(exe)
+        .args(["--project", &project.to_string_lossy()])
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(lake)
+        .args(["-c", METRIC_VALUES_SORTED])
+        .env("RUST_LOG", "error")
+        .output()?;
+    anyhow::ensure!(
+        values.status.success(),
+        "cannot read metric_values in {}: {}",
+        lake.display(),
+        String::from_utf8_lossy(&values.stderr)
+    );
+    Ok(crate::reference::sha256_hex(&values.stdout))
+}
 
 /// A Ballista scheduler and executors started from this binary, killed when dropped.
 struct BenchCluster {

@@ -262,13 +262,18 @@ enum Command {
         dir: PathBuf,
         /// Stages to run (the metric and report stages need the ingest stage's lake):
         /// ingest, social, linkage, metrics, ballista, reports, incremental (a full night
-        /// beside a night that adds one day of attendances).
+        /// beside a night that adds one day of attendances), scaling (the night stage by
+        /// stage and end to end, in process and on Ballista, kept per scale in --dir with a
+        /// national projection).
         #[arg(
             long,
             value_delimiter = ',',
             default_value = "ingest,social,linkage,metrics,reports"
         )]
         stages: Vec<String>,
+        /// Ballista cluster sizes of the ballista and scaling stages (executor processes).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        executors: Vec<usize>,
     },
     /// Parse and validate files of a multi-table format (CIN census, SSDA903, Annex A) without
     /// a lake, printing one JSON line of counts per file (used by `bench` to time the readers).
@@ -342,9 +347,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 Ok(0)
             }
-            Command::Bench { scale, dir, stages } => {
-                crate::bench::run(&cli.project, scale, &dir, &stages).await
-            }
+            Command::Bench {
+                scale,
+                dir,
+                stages,
+                executors,
+            } => crate::bench::run(&cli.project, scale, &dir, &stages, &executors).await,
             Command::Parse { kind, files } => parse(&cli.project, &kind, &files),
             Command::Metrics {
                 lake,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, Utc};
@@ -87,6 +87,34 @@ pub async fn runs(lake: &Lake, pipeline: Option<&str>, limit: usize) -> Result<S
         t.add_row(row);
     }
     Ok(t.to_string())
+}
+
+/// The steps of the latest run recorded in the lake, as (step, seconds), in run order.
+pub async fn last_run_steps(lake: &Lake) -> Result<Vec<(String, f64)>> {
+    let Some(s) = session(lake).await? else {
+        anyhow::bail!("no run is recorded in {}", lake.root());
+    };
+    let batches = query(
+        &s,
+        "select steps from runs order by started_at desc limit 1",
+    )
+    .await?;
+    let rows = cells(&batches)?;
+    let json = rows
+        .first()
+        .and_then(|r| r.first())
+        .context("the runs table is empty")?;
+    let steps: Vec<serde_json::Value> =
+        serde_json::from_str(json).context("the latest run's steps are not JSON")?;
+    Ok(steps
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or("?").to_string(),
+                s["seconds"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect())
 }
 
 /// "reference 0.1s ok, ingest 2.3s ok, …" from the steps JSON.

@@ -69,6 +69,11 @@ impl Scale {
             },
         }
     }
+
+    /// The area's size in counties' worth of children (county = 1, region = 5).
+    pub fn counties(self) -> f64 {
+        self.params().children as f64 / Scale::County.params().children as f64
+    }
 }
 
 /// The as-at date of generated data.
