@@ -10,7 +10,7 @@
 //! fifth rule beyond the contract's four, for families who moved between two extracts; it
 //! is off unless the pipeline's `[linkage] demo_name = true`, and carries the same guards.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::Pseudonymiser;
 
@@ -51,23 +51,51 @@ impl MatchRule {
     }
 }
 
+/// A string of one linkage run, stored once in its [`Strings`]: records carry 4-byte
+/// symbols, not owned strings (a region's million records hold some four million
+/// 64-character pseudonyms, many of them the same NHS key in several sources).
+pub type Sym = lasso::Spur;
+
+/// The interner of one linkage run.
+pub type Strings = lasso::Rodeo<Sym, foldhash::fast::RandomState>;
+
+/// An empty interner.
+pub fn strings() -> Strings {
+    Strings::with_hasher(Default::default())
+}
+
 /// One child record offered for linkage; all keys are already pseudonymised.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkRecord {
     /// Source name (`cc_registrations`, `chis`, …).
-    pub source: String,
+    pub source: Sym,
     /// The record's own key in that source (unique within the source).
-    pub source_person_key: String,
+    pub source_person_key: Sym,
     /// `key_nhs`.
-    pub nhs: Option<String>,
+    pub nhs: Option<Sym>,
     /// `key_upn`.
-    pub upn: Option<String>,
+    pub upn: Option<Sym>,
     /// `key_local` in a namespace shared across sources.
-    pub local: Option<String>,
+    pub local: Option<Sym>,
     /// `key_demo`.
-    pub demo: Option<String>,
+    pub demo: Option<Sym>,
     /// `key_demo_name`, used only when the DEMO_NAME rule is on.
-    pub demo_name: Option<String>,
+    pub demo_name: Option<Sym>,
+}
+
+impl LinkRecord {
+    /// A record of `source` keyed `key` in it, with no match keys yet.
+    pub fn new(source: Sym, key: Sym) -> Self {
+        Self {
+            source,
+            source_person_key: key,
+            nhs: None,
+            upn: None,
+            local: None,
+            demo: None,
+            demo_name: None,
+        }
+    }
 }
 
 /// Which optional rules apply (the pipeline's `[linkage]`).
@@ -77,17 +105,23 @@ pub struct LinkOptions {
     pub demo_name: bool,
 }
 
-/// One row of `person_link`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Link {
-    /// Source name.
-    pub source: String,
-    /// The record's key in its source.
-    pub source_person_key: String,
-    /// The linked child.
-    pub child_key: String,
-    /// Strongest rule linking this record to another, or None when unlinked.
-    pub match_rule: Option<MatchRule>,
+/// The outcome of linkage, by record index: the rows of `person_link`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Linkage {
+    /// Each record's child, an index into `child_keys`.
+    pub child_of: Vec<u32>,
+    /// Each record's strongest rule linking it to another record (None when it stands
+    /// alone).
+    pub rule_of: Vec<Option<MatchRule>>,
+    /// The children's keys.
+    pub child_keys: Vec<String>,
+}
+
+impl Linkage {
+    /// The child key of record `i`.
+    pub fn child_key(&self, i: usize) -> &str {
+        &self.child_keys[self.child_of[i] as usize]
+    }
 }
 
 /// Linkage quality, reported every run.
@@ -119,41 +153,47 @@ pub struct LinkStats {
 }
 
 /// Reads one key of a record (the rule tables below).
-type KeyOf = fn(&LinkRecord) -> Option<&String>;
+type KeyOf = fn(&LinkRecord) -> Option<Sym>;
 
 struct UnionFind {
-    parent: Vec<usize>,
+    parent: Vec<u32>,
 }
 
 impl UnionFind {
     fn new(n: usize) -> Self {
         Self {
-            parent: (0..n).collect(),
+            parent: (0..n as u32).collect(),
         }
     }
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
+    fn find(&mut self, x: usize) -> usize {
+        let mut x = x as u32;
+        while self.parent[x as usize] != x {
+            self.parent[x as usize] = self.parent[self.parent[x as usize] as usize];
+            x = self.parent[x as usize];
         }
-        x
+        x as usize
     }
     fn union(&mut self, a: usize, b: usize) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra != rb {
-            self.parent[ra.max(rb)] = ra.min(rb);
+            self.parent[ra.max(rb)] = ra.min(rb) as u32;
         }
     }
 }
 
-/// Links records into children. Deterministic: the same records give the same set of links
-/// whatever their order (the links come in no particular order).
+/// Links records into children. Deterministic: the same records give the same children
+/// and rules whatever their order.
 pub fn link(
     records: &[LinkRecord],
+    strings: &Strings,
     p: &Pseudonymiser,
     options: LinkOptions,
-) -> (Vec<Link>, LinkStats) {
+) -> (Linkage, LinkStats) {
     let n = records.len();
+    assert!(
+        n < u32::MAX as usize,
+        "linkage holds record numbers in 32 bits"
+    );
     let mut uf = UnionFind::new(n);
     let mut strongest: Vec<Option<MatchRule>> = vec![None; n];
     let mut stats = LinkStats {
@@ -161,23 +201,22 @@ pub fn link(
         ..Default::default()
     };
 
-    // Exact-key rules: join every record carrying the same key.
+    // Exact-key rules: join every record carrying the same key to the first one seen.
     let exact: [(MatchRule, KeyOf); 3] = [
-        (MatchRule::Nhs, |r| r.nhs.as_ref()),
-        (MatchRule::Upn, |r| r.upn.as_ref()),
-        (MatchRule::LaId, |r| r.local.as_ref()),
+        (MatchRule::Nhs, |r| r.nhs),
+        (MatchRule::Upn, |r| r.upn),
+        (MatchRule::LaId, |r| r.local),
     ];
     for (rule, key) in exact {
-        let mut groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
+        let mut first: foldhash::HashMap<Sym, u32> = Default::default();
         for (i, r) in records.iter().enumerate() {
-            if let Some(k) = key(r) {
-                groups.entry(k).or_default().push(i);
-            }
-        }
-        for members in groups.values().filter(|m| m.len() > 1) {
-            for &i in members {
-                uf.union(members[0], i);
-                strongest[i] = Some(strongest[i].map_or(rule, |s| s.min(rule)));
+            let Some(k) = key(r) else { continue };
+            let f = *first.entry(k).or_insert(i as u32) as usize;
+            if f != i {
+                uf.union(f, i);
+                for j in [f, i] {
+                    strongest[j] = Some(strongest[j].map_or(rule, |s| s.min(rule)));
+                }
             }
         }
     }
@@ -185,8 +224,8 @@ pub fn link(
     // DEMO (and DEMO_NAME when on): drop keys shared by distinct persons within one source
     // (twins), then add edges only between records whose NHS and UPN keys do not conflict.
     let demographic: [(MatchRule, KeyOf); 2] = [
-        (MatchRule::Demo, |r| r.demo.as_ref()),
-        (MatchRule::DemoName, |r| r.demo_name.as_ref()),
+        (MatchRule::Demo, |r| r.demo),
+        (MatchRule::DemoName, |r| r.demo_name),
     ];
     for (rule, key) in demographic {
         if rule == MatchRule::DemoName && !options.demo_name {
@@ -195,65 +234,76 @@ pub fn link(
         stats.ambiguous_demo_keys += demographic_edges(records, rule, key, &mut uf, &mut strongest);
     }
 
-    // Components; split any that hold two NHS keys back into NHS-keyed parts.
-    let mut components: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        components.entry(uf.find(i)).or_default().push(i);
-    }
-    let mut final_groups: Vec<Vec<usize>> = Vec::new();
-    for members in components.into_values() {
-        let nhs: BTreeSet<&String> = members
-            .iter()
-            .filter_map(|&i| records[i].nhs.as_ref())
-            .collect();
-        if nhs.len() <= 1 {
-            final_groups.push(members);
+    // Components as runs of record numbers sorted by root (no vector per component); any
+    // that hold two NHS keys are split back into their NHS-keyed parts.
+    let roots: Vec<u32> = (0..n).map(|i| uf.find(i) as u32).collect();
+    drop(uf);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_unstable_by_key(|&i| (roots[i as usize], i));
+    let mut linkage = Linkage {
+        child_of: vec![0; n],
+        rule_of: vec![None; n],
+        child_keys: Vec::new(),
+    };
+    let mut child = |group: &[u32], stats: &mut LinkStats| {
+        let smallest = |f: KeyOf| {
+            group
+                .iter()
+                .filter_map(|&i| f(&records[i as usize]))
+                .map(|k| strings.resolve(&k))
+                .min()
+        };
+        let representative = smallest(|r| r.nhs)
+            .or_else(|| smallest(|r| r.upn))
+            .or_else(|| smallest(|r| r.local))
+            .or_else(|| smallest(|r| r.demo))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let r = &records[group[0] as usize];
+                format!(
+                    "{}:{}",
+                    strings.resolve(&r.source),
+                    strings.resolve(&r.source_person_key)
+                )
+            });
+        let id = linkage.child_keys.len() as u32;
+        linkage.child_keys.push(p.child(&representative));
+        for &i in group {
+            let rule = if group.len() > 1 {
+                strongest[i as usize]
+            } else {
+                None
+            };
+            if let Some(r) = rule {
+                *stats.by_rule.entry(r.name()).or_default() += 1;
+            }
+            linkage.child_of[i as usize] = id;
+            linkage.rule_of[i as usize] = rule;
+        }
+    };
+    for component in order.chunk_by(|a, b| roots[*a as usize] == roots[*b as usize]) {
+        let mut nhs = component.iter().filter_map(|&i| records[i as usize].nhs);
+        let first = nhs.next();
+        if !nhs.any(|k| Some(k) != first) {
+            child(component, &mut stats);
             continue;
         }
         stats.split_components += 1;
-        let mut parts: BTreeMap<Option<&String>, Vec<usize>> = BTreeMap::new();
-        for &i in &members {
-            parts.entry(records[i].nhs.as_ref()).or_default().push(i);
+        let mut parts: BTreeMap<Option<&str>, Vec<u32>> = BTreeMap::new();
+        for &i in component {
+            let key = records[i as usize].nhs.map(|k| strings.resolve(&k));
+            parts.entry(key).or_default().push(i);
         }
         // Records without an NHS key cannot be placed safely: each stands alone.
         for (k, part) in parts {
             match k {
-                Some(_) => final_groups.push(part),
-                None => final_groups.extend(part.into_iter().map(|i| vec![i])),
+                Some(_) => child(&part, &mut stats),
+                None => part.iter().for_each(|&i| child(&[i], &mut stats)),
             }
         }
     }
-
-    let mut links = Vec::with_capacity(n);
-    for group in &final_groups {
-        let smallest = |f: KeyOf| group.iter().filter_map(|&i| f(&records[i])).min();
-        let representative = smallest(|r| r.nhs.as_ref())
-            .or_else(|| smallest(|r| r.upn.as_ref()))
-            .or_else(|| smallest(|r| r.local.as_ref()))
-            .or_else(|| smallest(|r| r.demo.as_ref()))
-            .cloned()
-            .unwrap_or_else(|| {
-                format!(
-                    "{}:{}",
-                    records[group[0]].source, records[group[0]].source_person_key
-                )
-            });
-        let child_key = p.child(&representative);
-        for &i in group {
-            let rule = if group.len() > 1 { strongest[i] } else { None };
-            if let Some(r) = rule {
-                *stats.by_rule.entry(r.name()).or_default() += 1;
-            }
-            links.push(Link {
-                source: records[i].source.clone(),
-                source_person_key: records[i].source_person_key.clone(),
-                child_key: child_key.clone(),
-                match_rule: rule,
-            });
-        }
-    }
-    stats.children = final_groups.len();
-    (links, stats)
+    stats.children = linkage.child_keys.len();
+    (linkage, stats)
 }
 
 /// Adds the edges of one demographic rule; returns how many of its keys were ambiguous
@@ -265,33 +315,35 @@ fn demographic_edges(
     uf: &mut UnionFind,
     strongest: &mut [Option<MatchRule>],
 ) -> usize {
-    let mut by_source: foldhash::HashMap<(&str, &String), BTreeSet<&str>> = Default::default();
+    // For each (source, key): the first person seen with it, and whether another had it.
+    let mut persons: foldhash::HashMap<(Sym, Sym), (Sym, bool)> = Default::default();
     for r in records {
         if let Some(d) = key(r) {
-            by_source
-                .entry((&r.source, d))
-                .or_default()
-                .insert(&r.source_person_key);
+            let seen = persons
+                .entry((r.source, d))
+                .or_insert((r.source_person_key, false));
+            seen.1 |= seen.0 != r.source_person_key;
         }
     }
-    let ambiguous: BTreeSet<&String> = by_source
+    let ambiguous: foldhash::HashSet<Sym> = persons
         .iter()
-        .filter(|(_, persons)| persons.len() > 1)
+        .filter(|(_, (_, shared))| *shared)
         .map(|((_, d), _)| *d)
         .collect();
-    let mut groups: foldhash::HashMap<&String, Vec<usize>> = Default::default();
+    drop(persons);
+    let mut groups: foldhash::HashMap<Sym, Vec<u32>> = Default::default();
     for (i, r) in records.iter().enumerate() {
         if let Some(d) = key(r).filter(|d| !ambiguous.contains(d)) {
-            groups.entry(d).or_default().push(i);
+            groups.entry(d).or_default().push(i as u32);
         }
     }
-    let conflict =
-        |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x != y);
+    let conflict = |x: Option<Sym>, y: Option<Sym>| matches!((x, y), (Some(x), Some(y)) if x != y);
     for members in groups.values().filter(|m| m.len() > 1) {
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
+                let (a, b) = (a as usize, b as usize);
                 let (ra, rb) = (&records[a], &records[b]);
-                if conflict(&ra.nhs, &rb.nhs) || conflict(&ra.upn, &rb.upn) {
+                if conflict(ra.nhs, rb.nhs) || conflict(ra.upn, rb.upn) {
                     continue;
                 }
                 uf.union(a, b);
@@ -308,12 +360,68 @@ fn demographic_edges(
 mod tests {
     use super::*;
 
-    fn rec(source: &str, key: &str, nhs: Option<&str>, demo: Option<&str>) -> LinkRecord {
-        LinkRecord {
-            source: source.into(),
-            source_person_key: key.into(),
-            nhs: nhs.map(Into::into),
-            demo: demo.map(Into::into),
+    /// A record written with plain strings.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct R<'a> {
+        source: &'a str,
+        source_person_key: &'a str,
+        nhs: Option<&'a str>,
+        upn: Option<&'a str>,
+        local: Option<&'a str>,
+        demo: Option<&'a str>,
+        demo_name: Option<&'a str>,
+    }
+
+    /// A row of person_link, as strings.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Out {
+        source: String,
+        source_person_key: String,
+        child_key: String,
+        match_rule: Option<MatchRule>,
+    }
+
+    /// Interns the records, links them and spells the outcome out again.
+    fn link_strs(rs: &[R], p: &Pseudonymiser, options: LinkOptions) -> (Vec<Out>, LinkStats) {
+        let mut strings = strings();
+        let mut sym = |s: Option<&str>| s.map(|s| strings.get_or_intern(s));
+        let records: Vec<LinkRecord> = rs
+            .iter()
+            .map(|r| LinkRecord {
+                source: sym(Some(r.source)).unwrap(),
+                source_person_key: sym(Some(r.source_person_key)).unwrap(),
+                nhs: sym(r.nhs),
+                upn: sym(r.upn),
+                local: sym(r.local),
+                demo: sym(r.demo),
+                demo_name: sym(r.demo_name),
+            })
+            .collect();
+        let (linkage, stats) = link(&records, &strings, p, options);
+        let out = rs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Out {
+                source: r.source.into(),
+                source_person_key: r.source_person_key.into(),
+                child_key: linkage.child_key(i).into(),
+                match_rule: linkage.rule_of[i],
+            })
+            .collect();
+        (out, stats)
+    }
+
+    fn rec<'a>(
+        source: &'a str,
+        key: &'a str,
+        nhs: Option<&'a str>,
+        demo: Option<&'a str>,
+    ) -> R<'a> {
+        R {
+            source,
+            source_person_key: key,
+            nhs,
+            demo,
             ..Default::default()
         }
     }
@@ -327,7 +435,7 @@ mod tests {
             rec("cc", "b", None, Some("d2")),
             rec("chis", "n2", Some("n2"), Some("d2")),
         ];
-        let (links, stats) = link(&records, &p, LinkOptions::default());
+        let (links, stats) = link_strs(&records, &p, LinkOptions::default());
         let key = |s: &str, k: &str| {
             links
                 .iter()
@@ -351,7 +459,7 @@ mod tests {
             rec("cc", "t2", None, Some("d")),
             rec("chis", "n9", Some("n9"), Some("d")),
         ];
-        let (links, stats) = link(&records, &p, LinkOptions::default());
+        let (links, stats) = link_strs(&records, &p, LinkOptions::default());
         assert_eq!(stats.ambiguous_demo_keys, 1);
         assert_eq!(stats.children, 3);
         assert!(links.iter().all(|l| l.match_rule.is_none()));
@@ -364,7 +472,7 @@ mod tests {
             rec("cc", "a", Some("n1"), Some("d")),
             rec("chis", "n2", Some("n2"), Some("d")),
         ];
-        let (_, stats) = link(&records, &p, LinkOptions::default());
+        let (_, stats) = link_strs(&records, &p, LinkOptions::default());
         assert_eq!(stats.children, 2);
     }
 
@@ -375,15 +483,18 @@ mod tests {
     #[test]
     fn demo_name_links_moved_families_only_when_on() {
         let p = Pseudonymiser::demo();
-        let moved =
-            |source: &str, key: &str, demo: &str, name: &str, nhs: Option<&str>| LinkRecord {
-                source: source.into(),
-                source_person_key: key.into(),
-                nhs: nhs.map(Into::into),
-                demo: Some(demo.into()),
-                demo_name: Some(name.into()),
-                ..Default::default()
-            };
+        let moved = |source: &'static str,
+                     key: &'static str,
+                     demo: &'static str,
+                     name: &'static str,
+                     nhs: Option<&'static str>| R {
+            source,
+            source_person_key: key,
+            nhs,
+            demo: Some(demo),
+            demo_name: Some(name),
+            ..Default::default()
+        };
         let records = vec![
             moved("cc", "a", "d-old-address", "smith-amy-2022", None),
             moved("side", "la1", "d-new-address", "smith-amy-2022", None),
@@ -395,20 +506,20 @@ mod tests {
             moved("chis", "n1", "d-x", "khan-ali-2020", Some("n1")),
             moved("side", "la5", "d-y", "khan-ali-2020", Some("n2")),
         ];
-        let child = |links: &[Link], s: &str, k: &str| {
+        let child = |links: &[Out], s: &str, k: &str| {
             links
                 .iter()
                 .find(|l| l.source == s && l.source_person_key == k)
                 .unwrap()
                 .clone()
         };
-        let (off, off_stats) = link(&records, &p, LinkOptions::default());
+        let (off, off_stats) = link_strs(&records, &p, LinkOptions::default());
         assert_ne!(
             child(&off, "cc", "a").child_key,
             child(&off, "side", "la1").child_key
         );
         assert_eq!(off_stats.children, 7);
-        let (on, on_stats) = link(&records, &p, LinkOptions { demo_name: true });
+        let (on, on_stats) = link_strs(&records, &p, LinkOptions { demo_name: true });
         assert_eq!(
             child(&on, "cc", "a").child_key,
             child(&on, "side", "la1").child_key
@@ -424,6 +535,47 @@ mod tests {
         assert_eq!(on_stats.children, 6);
     }
 
+    /// A component joined through a record without an NHS key (DEMO to one side, UPN to
+    /// the other) that ends up holding two NHS keys is split: each NHS-keyed part is a
+    /// child, the keyless record stands alone. The outcome does not depend on the order of
+    /// the records.
+    #[test]
+    fn two_nhs_keys_split_the_component_whatever_the_order() {
+        let p = Pseudonymiser::demo();
+        let records = vec![
+            rec("chis", "n1", Some("n1"), Some("d")),
+            R {
+                source: "cc",
+                source_person_key: "b",
+                demo: Some("d"),
+                upn: Some("u"),
+                ..Default::default()
+            },
+            R {
+                source: "eyfsp",
+                source_person_key: "u",
+                nhs: Some("n2"),
+                upn: Some("u"),
+                ..Default::default()
+            },
+            rec("hv", "n1", Some("n1"), None),
+        ];
+        let (links, stats) = link_strs(&records, &p, LinkOptions::default());
+        assert_eq!(stats.split_components, 1);
+        assert_eq!(stats.children, 3);
+        assert_eq!(links[0].child_key, links[3].child_key);
+        assert_eq!(links[0].child_key, p.child("n1"));
+        assert_eq!(links[2].child_key, p.child("n2"));
+        assert_eq!(links[1].child_key, p.child("u"));
+        assert_eq!(links[1].match_rule, None);
+        assert_eq!(links[0].match_rule, Some(MatchRule::Nhs));
+        let reversed: Vec<R> = records.iter().rev().copied().collect();
+        let (mut again, again_stats) = link_strs(&reversed, &p, LinkOptions::default());
+        again.reverse();
+        assert_eq!(again, links);
+        assert_eq!(again_stats, stats);
+    }
+
     /// Social care and education: the side file carries the NHS number for a CIN child, the
     /// census and 903 share the LA child id, the pupil links by UPN; twins in the side file
     /// (same surname, DOB and postcode, different LA ids) stay apart, and a pupil whose UPN
@@ -431,18 +583,19 @@ mod tests {
     #[test]
     fn social_care_records_join_the_same_child() {
         let p = Pseudonymiser::demo();
-        let sc =
-            |source: &str, la: &str, nhs: Option<&str>, upn: Option<&str>, demo: Option<&str>| {
-                LinkRecord {
-                    source: source.into(),
-                    source_person_key: la.into(),
-                    local: Some(la.into()),
-                    nhs: nhs.map(Into::into),
-                    upn: upn.map(Into::into),
-                    demo: demo.map(Into::into),
-                    demo_name: None,
-                }
-            };
+        let sc = |source: &'static str,
+                  la: &'static str,
+                  nhs: Option<&'static str>,
+                  upn: Option<&'static str>,
+                  demo: Option<&'static str>| R {
+            source,
+            source_person_key: la,
+            local: Some(la),
+            nhs,
+            upn,
+            demo,
+            demo_name: None,
+        };
         let records = vec![
             rec("chis", "n1", Some("n1"), None),
             sc(
@@ -454,10 +607,10 @@ mod tests {
             ),
             sc("cin_census", "la1", None, Some("u1"), None),
             sc("ssda903", "la1", None, None, None),
-            LinkRecord {
-                source: "eyfsp".into(),
-                source_person_key: "u1".into(),
-                upn: Some("u1".into()),
+            R {
+                source: "eyfsp",
+                source_person_key: "u1",
+                upn: Some("u1"),
                 ..Default::default()
             },
             // Twins in the side file.
@@ -465,15 +618,15 @@ mod tests {
             sc("sc_person_identifiers", "la8", None, None, Some("twin")),
             rec("chis", "n7", Some("n7"), Some("twin")),
             // A pupil with another UPN but the same demographic key as the side-file record.
-            LinkRecord {
-                source: "eyfsp".into(),
-                source_person_key: "u9".into(),
-                upn: Some("u9".into()),
-                demo: Some("d1".into()),
+            R {
+                source: "eyfsp",
+                source_person_key: "u9",
+                upn: Some("u9"),
+                demo: Some("d1"),
                 ..Default::default()
             },
         ];
-        let (links, stats) = link(&records, &p, LinkOptions::default());
+        let (links, stats) = link_strs(&records, &p, LinkOptions::default());
         let child = |s: &str, k: &str| {
             links
                 .iter()

@@ -460,6 +460,24 @@ impl Lake {
         self.read_selected(area, name, columns, true).await
     }
 
+    /// As [`Lake::read_present_columns`], one batch at a time (the table is never whole in
+    /// memory).
+    pub async fn stream_present_columns(
+        &self,
+        area: &str,
+        name: &str,
+        columns: &[&str],
+    ) -> Result<Option<datafusion::execution::SendableRecordBatchStream>> {
+        let Some(df) = self.select(area, name, columns, true).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            df.execute_stream()
+                .await
+                .with_context(|| format!("cannot read {area}/{name}"))?,
+        ))
+    }
+
     async fn read_selected(
         &self,
         area: &str,
@@ -467,6 +485,25 @@ impl Lake {
         columns: &[&str],
         skip_missing: bool,
     ) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(df) = self.select(area, name, columns, skip_missing).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            df.collect()
+                .await
+                .with_context(|| format!("cannot read {area}/{name}"))?,
+        ))
+    }
+
+    /// The table's `columns` (all when empty) as a DataFrame, or `None` when the table does
+    /// not exist; `skip_missing` leaves out the columns it does not have.
+    async fn select(
+        &self,
+        area: &str,
+        name: &str,
+        columns: &[&str],
+        skip_missing: bool,
+    ) -> Result<Option<datafusion::dataframe::DataFrame>> {
         let ctx = SessionContext::new();
         if self.register(&ctx, area, name, "t").await?.is_none() {
             return Ok(None);
@@ -480,11 +517,7 @@ impl Lake {
         if !columns.is_empty() {
             df = df.select_columns(&wanted)?;
         }
-        Ok(Some(
-            df.collect()
-                .await
-                .with_context(|| format!("cannot read {area}/{name}"))?,
-        ))
+        Ok(Some(df))
     }
 
     /// Writes an object only if nothing is at `relative` yet. Returns false when it existed.

@@ -18,6 +18,7 @@
 //! (found by its transaction id) is not written twice. Proven by `tests/it/crash.rs`, which
 //! fails the store at every write of a run in turn.
 
+mod link;
 pub mod records;
 pub mod summary;
 mod xlsx;
@@ -36,7 +37,6 @@ use tracing::{info, warn};
 
 use crate::config::{AsAt, LoadMode, Pipeline, Source};
 use crate::identity::Pseudonymiser;
-use crate::identity::linkage::{self, LinkRecord};
 use crate::lake::{CURATED, Lake, OPS, WriteMode};
 use crate::reference::{self, ReferenceTable, sha256_hex};
 use crate::sources::context::{CentreDates, PostcodeEntry};
@@ -436,9 +436,15 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         info!("No linkage input changed: person_link kept as it was.");
         summary.step("linkage", "skipped", step, "no input changed".into());
     } else {
-        let truth = identity_truth(&extracts, pipeline, &opts.pseudonymiser)?;
-        let stats =
-            link_children(lake, &opts.pseudonymiser, &inputs, truth, pipeline.linkage).await?;
+        let stats = link::link_children(
+            lake,
+            &extracts,
+            pipeline,
+            &opts.pseudonymiser,
+            &inputs,
+            pipeline.linkage,
+        )
+        .await?;
         summary.step(
             "linkage",
             "ok",
@@ -984,308 +990,6 @@ const LINKAGE_INPUTS: &[&str] = &[
     "sc_person_identifiers",
     "early_help_episodes",
 ];
-
-/// Ground truth of which record is which child, from the generator's `identities.csv`
-/// (`kind,record_id,child`), keyed as `person_link` keys records: `(source, key)`. `None`
-/// for real extracts, which never carry it.
-fn identity_truth(
-    extracts: &Path,
-    pipeline: &Pipeline,
-    p: &Pseudonymiser,
-) -> Result<Option<HashMap<(String, String), String>>> {
-    let path = extracts.join("identities.csv");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let mut truth = HashMap::new();
-    let mut r =
-        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    for rec in r.records() {
-        let rec = rec.with_context(|| format!("{} is malformed", path.display()))?;
-        let (kind, id, child) = (&rec[0], &rec[1], &rec[2]);
-        for source in pipeline.sources.iter().filter(|s| s.kind.name() == kind) {
-            let key = match source.kind {
-                ExtractKind::Registrations => p.local(&source.mapping.namespace, id),
-                ExtractKind::Chis | ExtractKind::HvContacts | ExtractKind::Asq3 => {
-                    match crate::identity::checks::nhs_number(id) {
-                        Some(n) => p.nhs(&n),
-                        None => continue,
-                    }
-                }
-                ExtractKind::Eyfsp => p.upn(id),
-                _ => p.local(sources::cin::LA_CHILD_NAMESPACE, id),
-            };
-            truth.insert((source.name.clone(), key), child.to_string());
-        }
-    }
-    Ok(Some(truth))
-}
-
-async fn link_children(
-    lake: &Lake,
-    p: &Pseudonymiser,
-    app_id: &str,
-    truth: Option<HashMap<(String, String), String>>,
-    options: linkage::LinkOptions,
-) -> Result<linkage::LinkStats> {
-    // key_demo_name is read only when its rule is on, and is absent from tables written
-    // before it existed (those records simply carry none until their file is ingested again).
-    let read = |name: &'static str, mut columns: Vec<&'static str>| async move {
-        if !options.demo_name {
-            columns.retain(|c| *c != "key_demo_name");
-        }
-        let batches = lake
-            .read_present_columns(CURATED, name, &columns)
-            .await?
-            .unwrap_or_default();
-        // Only key_demo_name may be missing; anything else is a lake from another version.
-        if let Some(b) = batches.first()
-            && let Some(c) = columns
-                .iter()
-                .find(|c| **c != "key_demo_name" && b.column_by_name(c).is_none())
-        {
-            anyhow::bail!(
-                "curated/{name} has no column {c}: the lake was written by another version of \
-                 earlystart; run it with the version that wrote it, or ingest into a new lake"
-            );
-        }
-        anyhow::Ok(batches)
-    };
-    let demo_name_of = |b: &RecordBatch| {
-        b.column_by_name("key_demo_name")
-            .map(|_| col_str(b, "key_demo_name"))
-    };
-    let mut records = Vec::new();
-    for b in read(
-        "registrations",
-        vec![
-            "role",
-            "person_key",
-            "key_nhs",
-            "key_demo",
-            "key_demo_name",
-            "_source",
-        ],
-    )
-    .await?
-    {
-        let (role, person, nhs, demo, src) = (
-            col_str(&b, "role"),
-            col_str(&b, "person_key"),
-            col_str(&b, "key_nhs"),
-            col_str(&b, "key_demo"),
-            col_str(&b, "_source"),
-        );
-        let demo_name = demo_name_of(&b);
-        for i in (0..b.num_rows()).filter(|i| role.value(*i) == "child") {
-            records.push(LinkRecord {
-                source: src.value(i).to_string(),
-                source_person_key: person.value(i).to_string(),
-                nhs: opt_str(&nhs, i),
-                demo: opt_str(&demo, i),
-                demo_name: demo_name.as_ref().and_then(|d| opt_str(d, i)),
-                ..Default::default()
-            });
-        }
-    }
-    let registered = records.len();
-    // Health records are keyed by NHS number: one node per (source, NHS key), so a child
-    // re-registered in CHIS or with many contacts is one person. CHIS also carries a
-    // demographic key; its local ids are in no namespace shared with another source.
-    let mut seen: foldhash::HashSet<(sources::KeyHash, sources::KeyHash)> = Default::default();
-    let mut chis_end = registered;
-    for (table, demo_column) in [
-        ("chis", Some("key_demo")),
-        ("hv_contacts", None),
-        ("asq3", None),
-    ] {
-        let columns = [Some("key_nhs"), Some("_source"), demo_column]
-            .into_iter()
-            .flatten()
-            .chain(demo_column.map(|_| "key_demo_name"))
-            .collect();
-        for b in read(table, columns).await? {
-            let (nhs, src) = (col_str(&b, "key_nhs"), col_str(&b, "_source"));
-            let demo = demo_column.map(|c| col_str(&b, c));
-            let demo_name = demo_name_of(&b);
-            for i in 0..b.num_rows() {
-                if seen.insert((
-                    sources::key_hash(src.value(i)),
-                    sources::key_hash(nhs.value(i)),
-                )) {
-                    records.push(LinkRecord {
-                        source: src.value(i).to_string(),
-                        source_person_key: nhs.value(i).to_string(),
-                        nhs: opt_str(&nhs, i),
-                        demo: demo.as_ref().and_then(|d| opt_str(d, i)),
-                        demo_name: demo_name.as_ref().and_then(|d| opt_str(d, i)),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
-        if table == "chis" {
-            chis_end = records.len();
-        }
-    }
-    // Social care and education: one node per (source, own key). Children in CIN, 903 and
-    // the side file share the `la_child_id` namespace (LA_ID edges); pupils link by UPN.
-    let social_start = records.len();
-    let mut eyfsp_sources = HashSet::new();
-    for (table, own, has_local, has_nhs, has_demo) in [
-        ("sc_person_identifiers", "la_child_key", true, true, true),
-        ("cin_child", "la_child_key", true, false, false),
-        ("ssda903_header", "la_child_key", true, false, false),
-        ("eyfsp", "key_upn", false, false, true),
-        ("early_help_episodes", "child_key", true, true, true),
-    ] {
-        let mut columns = vec![own, "key_upn", "_source"];
-        columns.extend(has_nhs.then_some("key_nhs"));
-        columns.extend(has_demo.then_some("key_demo"));
-        columns.extend(has_demo.then_some("key_demo_name"));
-        columns.dedup();
-        for b in read(table, columns).await? {
-            let (own_col, src, upn) = (
-                col_str(&b, own),
-                col_str(&b, "_source"),
-                col_str(&b, "key_upn"),
-            );
-            let nhs = has_nhs.then(|| col_str(&b, "key_nhs"));
-            let demo = has_demo.then(|| col_str(&b, "key_demo"));
-            let demo_name = demo_name_of(&b);
-            for i in 0..b.num_rows() {
-                let Some(key) = opt_str(&own_col, i) else {
-                    continue;
-                };
-                if seen.insert((sources::key_hash(src.value(i)), sources::key_hash(&key))) {
-                    if table == "eyfsp" {
-                        eyfsp_sources.insert(src.value(i).to_string());
-                    }
-                    records.push(LinkRecord {
-                        source: src.value(i).to_string(),
-                        local: has_local.then(|| key.clone()),
-                        source_person_key: key,
-                        nhs: nhs.as_ref().and_then(|a| opt_str(a, i)),
-                        upn: opt_str(&upn, i),
-                        demo: demo.as_ref().and_then(|a| opt_str(a, i)),
-                        demo_name: demo_name.as_ref().and_then(|a| opt_str(a, i)),
-                    });
-                }
-            }
-        }
-    }
-    let social_sources: HashSet<String> = records[social_start..]
-        .iter()
-        .map(|r| r.source.clone())
-        .filter(|s| !eyfsp_sources.contains(s))
-        .collect();
-    // The sources of centre registrations and of the child health register, for the
-    // "registered children linked to CHIS" quality figure.
-    let registration_sources: HashSet<String> = records[..registered]
-        .iter()
-        .map(|r| r.source.clone())
-        .collect();
-    let chis_sources: HashSet<String> = records[registered..chis_end]
-        .iter()
-        .map(|r| r.source.clone())
-        .collect();
-    let (links, mut stats) = tokio::task::spawn_blocking({
-        let p = p.clone();
-        move || linkage::link(&records, &p, options)
-    })
-    .await?;
-    let chis_children: HashSet<&str> = links
-        .iter()
-        .filter(|l| chis_sources.contains(&l.source))
-        .map(|l| l.child_key.as_str())
-        .collect();
-    let registered_links = links
-        .iter()
-        .filter(|l| registration_sources.contains(&l.source));
-    stats.registered_children = registered_links.clone().count();
-    stats.registered_linked_to_chis = registered_links
-        .clone()
-        .filter(|l| chis_children.contains(l.child_key.as_str()))
-        .count();
-    let children_in = |sources: &HashSet<String>| -> HashSet<&str> {
-        links
-            .iter()
-            .filter(|l| sources.contains(&l.source))
-            .map(|l| l.child_key.as_str())
-            .collect()
-    };
-    let (social_children, eyfsp_children) =
-        (children_in(&social_sources), children_in(&eyfsp_sources));
-    stats.registered_linked_to_social_care = registered_links
-        .clone()
-        .filter(|l| social_children.contains(l.child_key.as_str()))
-        .count();
-    stats.registered_linked_to_eyfsp = registered_links
-        .filter(|l| eyfsp_children.contains(l.child_key.as_str()))
-        .count();
-    if let Some(truth) = &truth {
-        let predicted = links.iter().map(|l| {
-            (
-                (l.source.clone(), l.source_person_key.clone()),
-                l.child_key.as_str(),
-            )
-        });
-        stats.quality = Some(crate::identity::quality::score(predicted, truth));
-        // The same over social care and education records and the child health register
-        // only: the pairs this linkage exists for, undiluted by health records that share
-        // an NHS number.
-        let focus = |source: &String| {
-            social_sources.contains(source)
-                || eyfsp_sources.contains(source)
-                || chis_sources.contains(source)
-        };
-        let predicted = links.iter().filter(|l| focus(&l.source)).map(|l| {
-            (
-                (l.source.clone(), l.source_person_key.clone()),
-                l.child_key.as_str(),
-            )
-        });
-        stats.quality_social = Some(crate::identity::quality::score(predicted, truth));
-    }
-    let schema = crate::sources::builder::schema(&[
-        ("source", crate::sources::ColType::Str),
-        ("source_person_key", crate::sources::ColType::Str),
-        ("child_key", crate::sources::ColType::Str),
-        ("match_rule", crate::sources::ColType::Str),
-        ("confidence", crate::sources::ColType::Float),
-    ]);
-    let mut b = TableBuilder::new(schema.clone());
-    for l in &links {
-        b.str(Some(&l.source))
-            .str(Some(&l.source_person_key))
-            .str(Some(&l.child_key))
-            .str(Some(l.match_rule.map_or("NONE", |r| r.name())))
-            .float(l.match_rule.map(|r| r.confidence()));
-        b.end_row();
-    }
-    let batch = b.finish();
-    let meta = HashMap::from([(
-        "linkage".to_string(),
-        serde_json::json!(format!("{stats:?}")),
-    )]);
-    lake.commit(
-        CURATED,
-        "person_link",
-        schema,
-        vec![batch],
-        WriteMode::Overwrite,
-        Some(app_id),
-        meta,
-    )
-    .await?;
-    info!(
-        records = stats.records,
-        children = stats.children,
-        ambiguous = stats.ambiguous_demo_keys,
-        "Linkage recomputed."
-    );
-    Ok(stats)
-}
 
 async fn write_file_loads(lake: &Lake, s: &RunSummary, run_date: NaiveDate) -> Result<()> {
     let mut b = TableBuilder::new(records::file_load_schema());
