@@ -324,7 +324,9 @@ fn projection(all: &[ScaleNights]) -> String {
         "stage",
         "wall time (exponent)",
         "peak RSS (exponent)",
+        "largest executor's peak RSS (exponent)",
     ]);
+    let largest = |n: &EngineNight| n.executor_peak_rss_mib.iter().copied().fold(0.0, f64::max);
     for big in &large.nights {
         let Some(little) = small.nights.iter().find(|n| n.executors == big.executors) else {
             continue;
@@ -350,19 +352,41 @@ fn projection(all: &[ScaleNights]) -> String {
                 b.peak_rss_mib,
                 NATIONAL_COUNTIES,
             );
+            // The executors hold the SQL's data: their growth is the one a cluster sizes for.
+            let executor = if big.executors > 0 && stage == "end to end" {
+                let (rss, b) = grow(
+                    small.counties,
+                    largest(little),
+                    large.counties,
+                    largest(big),
+                    NATIONAL_COUNTIES,
+                );
+                format!("{:.1} GiB ({b:.2})", rss / 1024.0)
+            } else {
+                "-".into()
+            };
             t.add_row(vec![
                 big.engine(),
                 stage.to_string(),
                 format!("{:.1} min ({bw:.2})", wall / 60.0),
                 format!("{:.1} GiB ({br:.2})", rss / 1024.0),
+                executor,
             ]);
         }
     }
     format!(
         "National projection: England's under-fives are about {NATIONAL_COUNTIES} counties' \
          worth; each figure grows along the power law through {} ({}×) and {} ({}×)\n{t}",
-        small.scale, small.counties, large.scale, large.counties
+        small.scale,
+        rounded(small.counties),
+        large.scale,
+        rounded(large.counties)
     )
+}
+
+/// A size in counties to three decimals (0.006, 1, 5).
+fn rounded(counties: f64) -> f64 {
+    (counties * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
@@ -393,7 +417,11 @@ mod tests {
             metrics: f(w, 100.0),
             reports: f(w, 100.0),
             end_to_end: f(w, 1024.0),
-            executor_peak_rss_mib: vec![],
+            executor_peak_rss_mib: if executors > 0 {
+                vec![100.0, 512.0 * w / 6.0]
+            } else {
+                vec![]
+            },
             same_values: None,
         };
         let at = |scale: &str, counties, w| ScaleNights {
@@ -411,8 +439,14 @@ mod tests {
         // Local: 30 s at 5 counties, linear → 414 s = 6.9 min at 69; RSS flat (exponent 0).
         assert!(text.contains("6.9 min (1.00)"), "{text}");
         assert!(text.contains("1.0 GiB (0.00)"), "{text}");
-        // Ballista 2: 60 s at 5 → 13.8 min.
+        // Ballista 2: 60 s at 5 → 13.8 min; its largest executor 1,024 MiB at 1 (w = 12),
+        // 5,120 MiB at 5 → 69 GiB.
         assert!(text.contains("13.8 min (1.00)"), "{text}");
+        assert!(text.contains("69.0 GiB (1.00)"), "{text}");
+        assert!(
+            text.contains("through county (1×) and region (5×)"),
+            "{text}"
+        );
         assert!(projection(&[at("county", 1.0, 6.0)]).starts_with("National projection: measure"));
     }
 }
