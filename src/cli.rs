@@ -565,7 +565,10 @@ pub async fn run_pipeline(
         progress: std::io::stderr().is_terminal(),
     };
     let started = chrono::Utc::now();
-    let mut summary = match pipeline::run(&pipeline, &opts).await {
+    crate::memory::return_freed_buffers();
+    let ingested = pipeline::run(&pipeline, &opts).await;
+    crate::memory::reuse_freed_buffers();
+    let mut summary = match ingested {
         Ok(summary) => summary,
         Err(e) => {
             // Failed before the end: record that it failed and why (best effort: the lake

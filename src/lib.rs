@@ -26,6 +26,7 @@ pub mod generate;
 pub mod history;
 pub mod identity;
 pub mod lake;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
