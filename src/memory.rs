@@ -5,9 +5,9 @@
 //! so those buffers come from the heap arenas and stay in the process when freed: a
 //! region's ingest peaked at ~1 GiB RSS while its live data was ~550 MiB. Keeping the
 //! threshold at 1 MiB during the ingest returns them on free (2026-12-06, core ingest:
-//! region peak RSS ~1,000 → ~600 MiB, county ~470 → ~360 MiB, wall time unchanged within
-//! this machine's noise; 128 KiB saved another 50 MiB but cost 5–7% of wall time, 4 MiB
-//! kept most of the waste). The metric queries run faster with the default behaviour
+//! region peak RSS ~1,000 → ~600 MiB, county ~470 → ~370 MiB, for ~0.3 s more system CPU
+//! at county, a few per cent of wall time; 128 KiB saved another 50 MiB but cost 5–7% of
+//! wall time, 4 MiB kept most of the waste). The metric queries run faster with the default behaviour
 //! (county catalogue 29 s → 35 s under a fixed threshold), so the setting is lifted before
 //! them. Elsewhere than glibc this does nothing.
 
