@@ -174,11 +174,20 @@ pub async fn run(
     Ok(0)
 }
 
+/// This binary (`exe`) on `project`, its logs at level `log` (a child's logs are not part
+/// of what is measured).
+fn earlystart(exe: &Path, project: &Path, log: &str) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--project", &project.to_string_lossy()])
+        .env("RUST_LOG", log);
+    cmd
+}
+
 /// `earlystart run nightly` on `extracts` into `lake`, as of the generator's date, with the
 /// benchmark's pseudonymisation key and warnings-only logs.
 fn nightly(exe: &Path, project: &Path, extracts: &Path, lake: &Path) -> Command {
-    let mut cmd = Command::new(exe);
-    cmd.args(["--project", &project.to_string_lossy(), "run", "nightly"])
+    let mut cmd = earlystart(exe, project, "warn");
+    cmd.args(["run", "nightly"])
         .args(["--as-at", &generate::AS_AT.to_string()])
         .arg("--extracts")
         .arg(extracts)
@@ -187,8 +196,7 @@ fn nightly(exe: &Path, project: &Path, extracts: &Path, lake: &Path) -> Command 
         .env(
             "EARLYSTART_PSEUDONYM_KEY",
             "earlystart-benchmark-key-synthetic-data-only",
-        )
-        .env("RUST_LOG", "warn");
+        );
     cmd
 }
 
@@ -467,16 +475,9 @@ fn social(project: &Path, extracts: &Path, runs: usize) -> Result<()> {
         let mut out = String::new();
         for _ in 0..runs {
             let (m, o) = measure_output(
-                Command::new(&exe)
-                    .args([
-                        "--project",
-                        &project.to_string_lossy(),
-                        "parse",
-                        "--kind",
-                        kind,
-                    ])
-                    .args(&files)
-                    .env("RUST_LOG", "warn"),
+                earlystart(&exe, project, "warn")
+                    .args(["parse", "--kind", kind])
+                    .args(&files),
             )?;
             measured.push(m);
             out = o;
@@ -552,10 +553,10 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     for folder in ["sql", "reports", "reference"] {
         link_dir(&project.join(folder), &with_demo_name.join(folder))?;
     }
-    let nightly = std::fs::read_to_string(project.join("pipelines/nightly.toml"))?;
+    let shipped = std::fs::read_to_string(project.join("pipelines/nightly.toml"))?;
     std::fs::write(
         with_demo_name.join("pipelines/nightly.toml"),
-        format!("{nightly}\n[linkage]\ndemo_name = true\n"),
+        format!("{shipped}\n[linkage]\ndemo_name = true\n"),
     )?;
     println!();
     for (label, folder, project) in [
@@ -575,25 +576,7 @@ fn linkage(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
         let lake = dir.join("lake_linkage");
         let _ = std::fs::remove_dir_all(&lake);
         let (m, out) = measure_output(
-            Command::new(&exe)
-                .args([
-                    "--project",
-                    &project.to_string_lossy(),
-                    "run",
-                    "nightly",
-                    "--no-metrics",
-                    "--no-reports",
-                ])
-                .args(["--as-at", &generate::AS_AT.to_string()])
-                .arg("--extracts")
-                .arg(&folder)
-                .arg("--lake")
-                .arg(&lake)
-                .env(
-                    "EARLYSTART_PSEUDONYM_KEY",
-                    "earlystart-benchmark-key-synthetic-data-only",
-                )
-                .env("RUST_LOG", "warn"),
+            nightly(&exe, project, &folder, &lake).args(["--no-metrics", "--no-reports"]),
         )?;
         for line in out.lines().filter(|l| l.starts_with("Linkage")) {
             println!(
@@ -637,10 +620,9 @@ fn blank_columns(path: &Path, columns: &[&str]) -> Result<Vec<u8>> {
 fn reports(project: &Path, lake: &Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     let (m, out) = measure_output(
-        Command::new(&exe)
-            .args(["--project", &project.to_string_lossy(), "report", "--lake"])
-            .arg(lake)
-            .env("RUST_LOG", "warn"),
+        earlystart(&exe, project, "warn")
+            .args(["report", "--lake"])
+            .arg(lake),
     )?;
     // "Reports: N documents for FY (P PDF, X MB of PDF) in S s; index: …"
     let line = out
@@ -684,16 +666,9 @@ fn metrics(project: &Path, lake: &Path, has_duckdb: bool, runs: usize) -> Result
     let mut ours = Vec::new();
     for _ in 0..runs {
         ours.push(measure(
-            Command::new(&exe)
-                .args([
-                    "--project",
-                    &project.to_string_lossy(),
-                    "metrics",
-                    "--force",
-                ])
-                .arg("--lake")
-                .arg(lake)
-                .env("RUST_LOG", "warn"),
+            earlystart(&exe, project, "warn")
+                .args(["metrics", "--force", "--lake"])
+                .arg(lake),
         )?);
     }
     let ours = median(ours);
@@ -777,12 +752,7 @@ fn metrics(project: &Path, lake: &Path, has_duckdb: bool, runs: usize) -> Result
 /// peak RSS, the executors' peak RSS and whether every metric value equals the local run's.
 fn ballista(project: &Path, lake: &Path, dir: &Path, executors: &[usize]) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let base = || {
-        let mut c = Command::new(&exe);
-        c.args(["--project", &project.to_string_lossy()]);
-        c.env("RUST_LOG", "error");
-        c
-    };
+    let base = || earlystart(&exe, project, "error");
     let run_metrics = |engine: &str| -> Result<(Measured, String)> {
         let m = measure(
             base()
@@ -847,12 +817,10 @@ const METRIC_VALUES_SORTED: &str = "select metric_id, period_type, period_end, g
 
 /// SHA-256 of every metric value in the lake, in a fixed order (values rounded to 9 places).
 fn metric_values_digest(exe: &Path, project: &Path, lake: &Path) -> Result<String> {
-    let values = Command::new(exe)
-        .args(["--project", &project.to_string_lossy()])
+    let values = earlystart(exe, project, "error")
         .args(["sql", "--format", "csv", "--lake"])
         .arg(lake)
         .args(["-c", METRIC_VALUES_SORTED])
-        .env("RUST_LOG", "error")
         .output()?;
     anyhow::ensure!(
         values.status.success(),
@@ -875,10 +843,8 @@ struct BenchCluster {
 impl BenchCluster {
     fn start(exe: &Path, project: &Path, executors: usize, work: &Path) -> Result<Self> {
         use std::io::BufRead as _;
-        let mut scheduler = Command::new(exe)
-            .args(["--project", &project.to_string_lossy()])
+        let mut scheduler = earlystart(exe, project, "error")
             .args(["ballista", "scheduler", "--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::piped())
             .spawn()?;
         let mut line = String::new();
@@ -894,13 +860,11 @@ impl BenchCluster {
         for i in 0..executors {
             let port = |offset: u16| (51000 + 2 * i as u16 + offset).to_string();
             cluster.executors.push(
-                Command::new(exe)
-                    .args(["--project", &project.to_string_lossy()])
+                earlystart(exe, project, "error")
                     .args(["ballista", "executor", "--scheduler", &cluster.address])
                     .args(["--port", &port(0), "--grpc-port", &port(1)])
                     .args(["--concurrent-tasks", "2", "--work-dir"])
                     .arg(work.join(format!("executor{i}")))
-                    .env("RUST_LOG", "error")
                     .spawn()?,
             );
         }

@@ -5,12 +5,11 @@
 //! is projected from how the county and region figures grow.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{BenchCluster, Measured, measure, nightly};
+use super::{BenchCluster, Measured, earlystart, measure, nightly};
 use crate::generate::Scale;
 use crate::lake::Lake;
 
@@ -100,13 +99,17 @@ pub async fn run(
         measure(nightly(&exe, project, extracts, &lake).args(["--no-metrics", "--no-reports"]))?;
     eprintln!("{scale_name}: metrics …");
     let metrics = measure(
-        base(&exe, project)
+        earlystart(&exe, project, "warn")
             .args(["metrics", "--force", "--lake"])
             .arg(&lake),
     )?;
     let local_values = super::metric_values_digest(&exe, project, &lake)?;
     eprintln!("{scale_name}: reports …");
-    let reports = measure(base(&exe, project).args(["report", "--lake"]).arg(&lake))?;
+    let reports = measure(
+        earlystart(&exe, project, "warn")
+            .args(["report", "--lake"])
+            .arg(&lake),
+    )?;
     // … and the whole night as the scheduler runs it, one process into an empty lake.
     fresh(&lake)?;
     eprintln!("{scale_name}: end to end …");
@@ -217,14 +220,6 @@ async fn ballista_night(
         executor_peak_rss_mib: executor_rss,
         same_values: Some(same),
     })
-}
-
-/// This binary with the project and quiet logs.
-fn base(exe: &Path, project: &Path) -> Command {
-    let mut c = Command::new(exe);
-    c.args(["--project", &project.to_string_lossy()])
-        .env("RUST_LOG", "warn");
-    c
 }
 
 /// Every scale's saved figures under `dir`, smallest first.
