@@ -32,6 +32,8 @@ def active_files(table_dir):
 
 
 MACROS = """
+-- a full build: every period (incremental builds are earlystart's own)
+create macro recompute_from() as date '0001-01-01';
 create macro z() as 1.959963984540054;
 create macro wilson_lower(x, n) as case when n > 0 then
     case when x = 0 then 0.0 else (2*x + z()*z() - z()*sqrt(z()*z() + 4*x*(1 - x/n))) / (2*(n + z()*z())) end end;

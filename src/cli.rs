@@ -759,9 +759,10 @@ pub async fn run_metrics(
         .map_or(0, |m| m.1);
     let secs: f64 = run.models.iter().map(|m| m.2).sum();
     let line = format!(
-        "{} models built in {secs:.1} s, {} data tests passed, {values} metric values",
+        "{} models built in {secs:.1} s, {} data tests passed, {values} metric values; {}",
         run.models.len(),
         run.tests_run,
+        run.scope,
     );
     println!(
         "Metrics: {line}; published under metrics/ in {}",

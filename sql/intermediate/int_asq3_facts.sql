@@ -2,7 +2,16 @@
 -- configured intervals; ties: the lowest questionnaire), each domain compared with its
 -- cut-off (null = not scored), with the child's residence at the review date, sex,
 -- ethnicity group and centre engagement before the review.
-with cutoffs as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with scoped_periods as (
+    select pr.*
+    from stg_periods as pr
+    where pr.period_end >= recompute_from()
+),
+
+cutoffs as (
     select
         questionnaire_months,
         max(case when domain = 'communication' then cutoff end) as communication,
@@ -24,7 +33,7 @@ in_period as (
             partition by pr.period_type, pr.period_end, a.child_key
             order by a.review_date, a.questionnaire_months
         ) as pick
-    from stg_periods as pr
+    from scoped_periods as pr
     inner join stg_asq3_reviews as a
         on a.review_date between pr.period_start and pr.period_end
     where pr.period_type in ('quarter', 'fy')

@@ -4,7 +4,16 @@
 -- dated by DOB + deadline (HV-03: after the C2 deadline). Also the feeding status at the
 -- first 6–8 week review and whether an ASQ-3 matched the 2–2½ year review. Residence is
 -- taken on the cohort date.
-with params as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with scoped_periods as (
+    select pr.*
+    from stg_periods as pr
+    where pr.period_end >= recompute_from()
+),
+
+params as (
     select * from metric_params
 ),
 
@@ -101,7 +110,7 @@ select
     res.lot,
     coalesce(res.la_code, 'UNKNOWN') as la_code,
     coalesce(res.deprivation_band, 'unknown') as deprivation_band
-from stg_periods as pr
+from scoped_periods as pr
 inner join stg_hv_cohorts as h
     on h.cohort_date between pr.period_start and pr.period_end
 cross join c2_deadline as c2

@@ -1,7 +1,16 @@
 -- One row per period and child under 5 resident at the period end (metrics.md §2): where
 -- the child lived, whether registered by the period end, seen and sustained in the
 -- 12-month window. The reach metrics count these rows; so can an analyst.
-with params as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with scoped_periods as (
+    select pr.*
+    from stg_periods as pr
+    where pr.period_end >= recompute_from()
+),
+
+params as (
     select * from metric_params
 ),
 
@@ -21,7 +30,7 @@ population as (
         res.lsoa21,
         res.deprivation_decile,
         res.deprivation_band
-    from stg_periods as pr
+    from scoped_periods as pr
     inner join stg_children as c
         on c.date_of_birth <= pr.period_end
         and c.date_of_birth + interval '5 years' > pr.period_end

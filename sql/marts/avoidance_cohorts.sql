@@ -10,13 +10,22 @@
 -- The report chooses the follow-up window, unit costs, durations, deadweight, optimism
 -- bias and discounting (reports/vfm_avoidance.toml); `data_until` is the latest CIN
 -- census reference date, the end of what the social care extracts can show.
-with cohorts as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with reach_facts as (
+    select t.*
+    from int_reach_facts as t
+    where t.period_end >= recompute_from()
+),
+
+cohorts as (
     select
         period_end,
         child_key,
         deprivation_band as stratum,
         case when is_sustained then 'engaged' else 'comparison' end as cohort
-    from int_reach_facts
+    from reach_facts
     where period_type = 'fy' and (is_sustained or not is_seen)
 ),
 

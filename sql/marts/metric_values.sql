@@ -9,23 +9,28 @@ with params as (
 ),
 
 rows_in as (
-    select * from reach
-    union all
-    select * from school_readiness_asq3
-    union all
-    select * from school_readiness_eyfsp
-    union all
-    select * from social_care
-    union all
-    select * from early_help
-    union all
-    select * from health_visiting
-    union all
-    select * from data_quality
-    union all
-    select * from overlap
-    union all
-    select * from value_for_money
+    select r.*
+    from (
+        select * from reach
+        union all
+        select * from school_readiness_asq3
+        union all
+        select * from school_readiness_eyfsp
+        union all
+        select * from social_care
+        union all
+        select * from early_help
+        union all
+        select * from health_visiting
+        union all
+        select * from data_quality
+        union all
+        select * from overlap
+        union all
+        select * from value_for_money
+    ) as r
+    -- only the periods this build recomputes (see [incremental] in sql/metrics.toml)
+    where r.period_end >= recompute_from()
 ),
 
 valued as (

@@ -1,7 +1,16 @@
 -- Under-fives, registered, seen and sustained by deprivation decile (1 = most deprived), per
 -- fy and rolling window, for each reach area and the whole deployment: the decile bars of
 -- the centre evaluations. Counts of children, so reports apply disclosure control to them.
-with geographies as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with reach_facts as (
+    select t.*
+    from int_reach_facts as t
+    where t.period_end >= recompute_from()
+),
+
+geographies as (
     select * from (values ('deployment'), ('reach_area')) as g(geography_type)
 ),
 
@@ -16,7 +25,7 @@ fine as (
         count(*) filter (where is_registered) as registered,
         count(*) filter (where is_seen) as seen,
         count(*) filter (where is_sustained) as sustained
-    from int_reach_facts
+    from reach_facts
     where period_type <> 'quarter'
     group by period_type, period_start, period_end, reach_area, deprivation_decile
 )

@@ -2,7 +2,22 @@
 -- cohort, HV-08 (ASQ-3 used at on-time 2–2½ year reviews), breastfeeding at 6–8 weeks with
 -- its coverage (HV-09/HV-10 flagged low_coverage, not published, when HV-11 is below the
 -- threshold), and HV-01 antenatal contacts as a count.
-with params as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with hv_facts as (
+    select t.*
+    from int_hv_facts as t
+    where t.period_end >= recompute_from()
+),
+
+scoped_periods as (
+    select t.*
+    from stg_periods as t
+    where t.period_end >= recompute_from()
+),
+
+params as (
     select * from metric_params
 ),
 
@@ -17,7 +32,7 @@ measures as (
             when 'HV-10' then coalesce(f.feeding_status = 'total', false)
             when 'HV-11' then coalesce(f.feeding_status in ('total', 'partial', 'none'), false)
         end as ok
-    from int_hv_facts as f
+    from hv_facts as f
     cross join (values ('review'), ('HV-08'), ('HV-09'), ('HV-10'), ('HV-11')) as m(kind)
     where m.kind = 'review'
         or (m.kind = 'HV-08' and f.review = 'HV-07' and f.on_time)
@@ -111,7 +126,7 @@ antenatal as (
         pr.period_start,
         pr.period_end,
         count(distinct c.key_nhs) as mothers
-    from stg_periods as pr
+    from scoped_periods as pr
     inner join hv_contacts as c
         on c.contact_date between pr.period_start and pr.period_end
         and c.contact_type = 'ANTENATAL'

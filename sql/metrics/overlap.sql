@@ -13,6 +13,8 @@ with windows as (
     select period_type, period_start, period_end, window_start
     from stg_periods
     where period_type in ('fy', 'rolling12')
+        -- an incremental build keeps the earlier periods (see [incremental] in metrics.toml)
+        and period_end >= recompute_from()
 ),
 
 -- Windows start on the first of a month and end on a month end, so a family's targeted

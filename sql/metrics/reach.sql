@@ -1,7 +1,22 @@
 -- REACH-01 … REACH-06 (metrics.md §2) from int_reach_facts: by residence geography,
 -- deprivation band (always), sex, ethnicity group and target group; REACH-06 by the centre
 -- that delivered. Quarters carry registration only.
-with geographies as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with reach_facts as (
+    select t.*
+    from int_reach_facts as t
+    where t.period_end >= recompute_from()
+),
+
+scoped_periods as (
+    select t.*
+    from stg_periods as t
+    where t.period_end >= recompute_from()
+),
+
+geographies as (
     select * from (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
 ),
@@ -34,7 +49,7 @@ fine as (
         count(*) filter (where deprivation_band = 'most_deprived_30') as most_deprived,
         count(*) filter (where deprivation_band = 'most_deprived_30' and not is_seen)
             as most_deprived_unreached
-    from int_reach_facts
+    from reach_facts
     group by
         period_type, period_start, period_end, la_code, reach_area, eh_area, lot,
         deprivation_band, sex, ethnicity_group
@@ -124,7 +139,7 @@ child_groups as (
         f.period_end,
         f.child_key,
         g.group_code
-    from int_reach_facts as f
+    from reach_facts as f
     inner join stg_child_target_groups as g on g.child_key = f.child_key
     where f.is_registered and f.period_type <> 'quarter'
     union
@@ -133,7 +148,7 @@ child_groups as (
         f.period_end,
         f.child_key,
         t.group_code
-    from int_reach_facts as f
+    from reach_facts as f
     inner join ref_target_groups as t
         on t.rule = 'deprivation:most_deprived_30' and t.active
     where f.is_registered and f.period_type <> 'quarter'
@@ -169,7 +184,7 @@ group_fine as (
         count(*) filter (where f.is_sustained) as sustained,
         count(*) as members
     from group_members as gm
-    inner join int_reach_facts as f
+    inner join reach_facts as f
         on f.child_key = gm.child_key
         and f.period_type = gm.period_type
         and f.period_end = gm.period_end
@@ -220,7 +235,7 @@ centre_windows as (
         d.centre_id,
         d.child_key
     from stg_contact_days as d
-    inner join stg_periods as pr
+    inner join scoped_periods as pr
         on d.contact_date between pr.window_start and pr.period_end
     where pr.period_type <> 'quarter'
 ),
@@ -234,7 +249,7 @@ seen_at_centre as (
         f.child_key,
         coalesce(f.reach_area = cw.centre_id, false) as lives_in_reach_area
     from centre_windows as cw
-    inner join int_reach_facts as f
+    inner join reach_facts as f
         on f.child_key = cw.child_key
         and f.period_type = cw.period_type
         and f.period_end = cw.period_end

@@ -2,7 +2,16 @@
 -- above its cut-off and all five together, by residence at the review date, deprivation,
 -- sex, ethnicity group and engagement; SR-16 is the SR-06 gap between children with
 -- sustained centre engagement before the review and all others (an association).
-with measures as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with asq3_facts as (
+    select t.*
+    from int_asq3_facts as t
+    where t.period_end >= recompute_from()
+),
+
+measures as (
     select
         m.metric_id,
         f.*,
@@ -21,7 +30,7 @@ with measures as (
                         and f.problem_solving_ok and f.personal_social_ok
                 end
         end as ok
-    from int_asq3_facts as f
+    from asq3_facts as f
     cross join (values ('SR-01'), ('SR-02'), ('SR-03'), ('SR-04'), ('SR-05'), ('SR-06'))
         as m(metric_id)
 ),

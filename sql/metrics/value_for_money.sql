@@ -8,18 +8,29 @@
 -- the same cost by children with good outcomes (ASQ-3 all five domains; EYFSP GLD) who had
 -- sustained engagement at the unit's sites before the outcome was measured: all of the
 -- cost over those children, with no claim that the unit caused the outcome.
-with params as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with site_cost as (
+    select t.*
+    from int_site_costs as t
+    where t.period_end >= recompute_from()
+),
+
+asq3_facts as (
+    select t.*
+    from int_asq3_facts as t
+    where t.period_end >= recompute_from()
+),
+
+params as (
     select * from metric_params
 ),
 
 -- The financial years with costs (the only ones reported).
 years as (
     select distinct financial_year, period_start, period_end
-    from int_site_costs
-),
-
-site_cost as (
-    select * from int_site_costs
+    from site_cost
 ),
 
 -- Each site under every geography it rolls up to.
@@ -177,7 +188,7 @@ targeted_families as (
 -- contact_unit = attendance) at the unit's sites before the review.
 asq_at_expected as (
     select y.financial_year, f.child_key, f.review_date as before_date
-    from int_asq3_facts as f
+    from asq3_facts as f
     inner join years as y on y.period_end = f.period_end
     where f.period_type = 'fy'
         and f.communication_ok and f.gross_motor_ok and f.fine_motor_ok

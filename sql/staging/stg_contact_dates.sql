@@ -8,4 +8,5 @@ select
     count(*) as centres,
     min(centre_id) as centre_id
 from stg_contact_days
+where contact_date >= recompute_from()
 group by child_key, contact_date

@@ -13,6 +13,9 @@ with attendee as (
         r.family_key
     from attendances as a
     inner join registrations as r on r.person_key = a.person_key
+    -- An incremental build recomputes only the days from recompute_from() (a day's rows
+    -- depend on that day's attendances alone); a full build's date is before any data.
+    where a.session_date >= recompute_from()
 ),
 
 child_families as (

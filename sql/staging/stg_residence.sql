@@ -17,6 +17,8 @@ with candidates as (
         end as preference
     from stg_residence_dates as d
     inner join stg_chis_rows as r on r.child_key = d.child_key
+    -- only the dates an incremental build recomputes (all of them in a full build)
+    where d.as_of >= recompute_from()
 ),
 
 best_preference as (

@@ -208,6 +208,27 @@ impl Lake {
         }
     }
 
+    /// A value the latest commit of a table recorded in its commit metadata (the `metadata`
+    /// of [`Lake::replace`] and the like), or `None` when there is no table or no such value.
+    pub async fn last_commit_value(
+        &self,
+        area: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        use futures::StreamExt as _;
+        let Some(table) = self.table(area, name).await? else {
+            return Ok(None);
+        };
+        let latest = table
+            .history(Some(1))
+            .next()
+            .await
+            .transpose()
+            .with_context(|| format!("cannot read the history of {area}/{name}"))?;
+        Ok(latest.and_then(|c| c.info.get(key).cloned()))
+    }
+
     /// Whether the application transaction `app_id` was committed to the table.
     pub async fn has_transaction(&self, area: &str, name: &str, app_id: &str) -> Result<bool> {
         let Some(table) = self.table(area, name).await? else {

@@ -29,6 +29,8 @@ pub struct MetricParams {
     pub stats: Stats,
     /// `[periods]`
     pub periods: Periods,
+    /// `[incremental]`
+    pub incremental: Incremental,
 }
 
 /// `[reach]`
@@ -163,6 +165,14 @@ impl Default for Periods {
             rolling_step: "quarter".into(),
         }
     }
+}
+
+/// `[incremental]`: what an incremental build may assume (see [`super::incremental`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Incremental {
+    /// Tables that only ever grow, each with the date column that places a row in time.
+    pub append_only: std::collections::BTreeMap<String, String>,
 }
 
 impl MetricParams {

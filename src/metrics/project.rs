@@ -41,6 +41,12 @@ pub struct ModelDoc {
     /// Column docs and tests, in display order.
     #[serde(default)]
     pub columns: toml::Table,
+    /// A date column by which an incremental build may recompute only the recent rows: the
+    /// model's SQL computes only rows dated on or after `recompute_from()`, and no earlier
+    /// row may depend on later data (see [`super::incremental`]). Unset: always rebuilt
+    /// whole.
+    #[serde(default)]
+    pub incremental: Option<String>,
 }
 
 /// One column's documentation and tests.

@@ -5,7 +5,7 @@
 //! skipped. Between build and publish each model's output lives as Parquet files in the
 //! session's scratch folder ([`LakeSession::materialize`]), never whole in memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,12 +13,14 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, RecordBatch};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
+use datafusion::scalar::ScalarValue;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use tracing::info;
 
 use super::catalogue::Catalogue;
+use super::incremental::{self, BuildRecord, Scope};
 use super::params::MetricParams;
 use super::project::{ColumnTest, Model, Project};
 use super::session::{LakeSession, Limits, METRICS, Stored};
@@ -37,6 +39,8 @@ pub struct MetricRun {
     pub tests_run: usize,
     /// The run key committed with the outputs.
     pub run_key: String,
+    /// Full or incremental, and why ([`Scope::describe`]).
+    pub scope: String,
 }
 
 /// Options of a metric run.
@@ -89,7 +93,8 @@ async fn build(
     let full = Project::load(sql_dir, &session.ctx)?;
     let models = select(&full, &opts.select)?;
 
-    // Inputs the project provides itself, not read from the lake.
+    // Inputs the project provides itself, not read from the lake. `metric_run` gets its
+    // value once the run key is known.
     let mut provided: HashMap<&str, RecordBatch> = HashMap::new();
     provided.insert("metric_params", params.to_batch());
     provided.insert("metric_catalogue", catalogue.to_batch());
@@ -101,7 +106,9 @@ async fn build(
     }
     check_inputs(session, &models, &provided)?;
 
-    let run_key = run_key(session, &models, &provided);
+    let code_key = code_key(&models, &provided);
+    let inputs = input_versions(session, &models, &provided);
+    let run_key = run_key(&code_key, &inputs);
     let app_id = format!("earlystart/metrics/{run_key}");
     // The run id is not part of the key: the same inputs give the same figures.
     let run_batch = run_table(&run_key);
@@ -122,13 +129,75 @@ async fn build(
         });
     }
 
-    let mut built: Vec<(String, Stored)> = Vec::new();
+    let last = incremental::last_record(lake).await?;
+    let (mut scope, last_dates) = incremental::decide(
+        lake,
+        last.as_ref(),
+        &code_key,
+        &inputs,
+        &params.incremental.append_only,
+    )
+    .await?;
+    if opts.force {
+        scope = Scope::Full {
+            why: "--force".into(),
+        };
+    } else if matches!(opts.engine, Engine::Ballista(_)) && matches!(scope, Scope::From { .. }) {
+        scope = Scope::Full {
+            why: "incremental builds run in process only".into(),
+        };
+    } else if let (Scope::From { .. }, Some(last)) = (&scope, &last) {
+        // Rows are kept from each incremental model's table as the recorded build left it:
+        // a table another build wrote since (or a publish cut short) means start over.
+        let written_by_last = Some(serde_json::json!(last.run_key));
+        for m in models.iter().filter(|m| m.doc.incremental.is_some()) {
+            if lake.last_commit_value(METRICS, &m.name, "run_key").await? != written_by_last {
+                scope = Scope::Full {
+                    why: format!("metrics/{} was not written by the last build", m.name),
+                };
+                break;
+            }
+        }
+    }
+    info!(scope = %scope.describe(), "metric build scope");
+    session
+        .ctx
+        .register_udf(incremental::recompute_from_udf(scope.recompute_from()));
+    let record = BuildRecord {
+        run_key: run_key.clone(),
+        code_key,
+        inputs,
+        last_dates,
+    };
+
+    let mut built: Vec<(String, Output)> = Vec::new();
     let mut out = MetricRun {
         run_key: run_key.clone(),
+        scope: scope.describe(),
         ..Default::default()
     };
     for (i, m) in models.iter().enumerate() {
         let started = Instant::now();
+        // An incremental model keeps its last build's rows dated before the recompute date
+        // (read before the new rows replace the table's name in the session).
+        let kept = match (&scope, &m.doc.incremental) {
+            (Scope::From { from, .. }, Some(column)) => {
+                let old = session.ctx.table(m.name.as_str()).await.with_context(|| {
+                    format!(
+                        "metrics/{} is missing: it is kept from the last build",
+                        m.name
+                    )
+                })?;
+                Some((
+                    column.as_str(),
+                    *from,
+                    old.filter(col(column.as_str()).lt(lit(ScalarValue::Date32(Some(
+                        crate::sources::builder::date32(*from),
+                    )))))?,
+                ))
+            }
+            _ => None,
+        };
         let df = session
             .plan(&m.sql)
             .await
@@ -137,25 +206,31 @@ async fn build(
             .materialize(&m.name, df)
             .await
             .with_context(|| format!("{}: the query failed", m.path.display()))?;
+        let (rows, output) = match kept {
+            None => (stored.rows, Output::Stored(stored)),
+            Some((column, from, kept)) => {
+                let merged = merge(session, m, column, from, kept).await?;
+                (merged.rows, Output::Merged(merged.plan))
+            }
+        };
         let query_secs = started.elapsed().as_secs_f64();
         out.tests_run += test_model(session, m).await?;
         let secs = started.elapsed().as_secs_f64();
         info!(
             model = %m.name,
-            rows = stored.rows,
-            files = stored.files.len(),
-            mib = stored.bytes >> 20,
+            rows,
             query_secs = format!("{query_secs:.2}"),
             secs = format!("{secs:.2}"),
             step = format!("{}/{}", i + 1, models.len()),
             "model built"
         );
-        out.models.push((m.name.clone(), stored.rows, secs));
-        built.push((m.name.clone(), stored));
+        out.models.push((m.name.clone(), rows, secs));
+        built.push((m.name.clone(), output));
     }
     // Publish every table but the last model a few at a time (each commit is mostly
     // waiting on storage), then the last one: it carries the run key that says the whole
     // set is complete (see the up-to-date check above), so it must land after the rest.
+    // The build record goes last of all: the next build keeps rows from these tables.
     let meta = HashMap::from([("run_key".to_string(), serde_json::json!(run_key))]);
     let publish = publish_context(lake);
     let last = built.pop();
@@ -163,17 +238,92 @@ async fn build(
     for (name, batch) in provided {
         commits.push(publish_batch(lake, name, batch, &app_id, meta.clone()).boxed());
     }
-    for (name, stored) in built {
-        commits.push(publish_stored(lake, &publish, name, stored, &app_id, meta.clone()).boxed());
+    for (name, output) in built {
+        commits.push(publish_output(lake, &publish, name, output, &app_id, meta.clone()).boxed());
     }
     futures::stream::iter(commits)
         .buffer_unordered(4)
         .try_collect::<Vec<i64>>()
         .await?;
-    if let Some((name, stored)) = last {
-        publish_stored(lake, &publish, name, stored, &app_id, meta).await?;
+    if let Some((name, output)) = last {
+        publish_output(lake, &publish, name, output, &app_id, meta.clone()).await?;
     }
+    publish_batch(
+        lake,
+        "metric_build",
+        incremental::build_table(&record, &scope),
+        &app_id,
+        meta,
+    )
+    .await?;
     Ok(out)
+}
+
+/// Where a model's output is until it is published.
+enum Output {
+    /// All of it, as the run's Parquet files.
+    Stored(Stored),
+    /// The kept rows of the last build and the new rows (an incremental model).
+    Merged(LogicalPlan),
+}
+
+/// A merged incremental model: its plan and row count.
+struct Merged {
+    plan: LogicalPlan,
+    rows: usize,
+}
+
+/// Puts the rows kept from the last build beside the new ones under the model's name, after
+/// checking that the model computed no row before the recompute date (its SQL must filter on
+/// `recompute_from()`, or kept and new rows would overlap).
+async fn merge(
+    session: &LakeSession,
+    m: &Model,
+    column: &str,
+    from: chrono::NaiveDate,
+    kept: DataFrame,
+) -> Result<Merged> {
+    let new = session.ctx.table(m.name.as_str()).await?;
+    let early = new
+        .clone()
+        .filter(col(column).lt(lit(ScalarValue::Date32(Some(
+            crate::sources::builder::date32(from),
+        )))))?
+        .count()
+        .await?;
+    if early > 0 {
+        bail!(
+            "{}: declares incremental = {column:?} but computed {early} rows dated before the \
+             recompute date {from}; its SQL must keep only rows on or after \
+             recompute_from()",
+            m.path.display()
+        );
+    }
+    let merged = kept.union(new)?;
+    let rows = merged.clone().count().await?;
+    let plan = merged.logical_plan().clone();
+    let _ = session.ctx.deregister_table(m.name.as_str())?;
+    session
+        .ctx
+        .register_table(m.name.as_str(), merged.into_view())?;
+    Ok(Merged { plan, rows })
+}
+
+async fn publish_output(
+    lake: &Lake,
+    publish: &SessionContext,
+    name: String,
+    output: Output,
+    app_id: &str,
+    meta: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    match output {
+        Output::Stored(stored) => publish_stored(lake, publish, name, stored, app_id, meta).await,
+        Output::Merged(plan) => lake
+            .replace_plan(METRICS, &name, plan, publish, app_id, meta)
+            .await
+            .with_context(|| format!("cannot publish metrics/{name}")),
+    }
 }
 
 async fn publish_batch(
@@ -279,41 +429,64 @@ fn last_table(models: &[Model]) -> String {
         .unwrap_or_else(|| "metric_params".into())
 }
 
-/// The run key: SHA-256 over every model's SQL, the provided tables and the version of
-/// every lake table the project reads.
-fn run_key(
+/// Tables the project provides that do not change what it computes: the run's id and the
+/// record of the build.
+const BOOKKEEPING: [&str; 2] = ["metric_run", "metric_build"];
+
+/// Everything a build's figures follow from except the data: every model's SQL and
+/// incremental declaration, and the provided tables (parameters, catalogue).
+fn code_key(models: &[Model], provided: &HashMap<&str, RecordBatch>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for m in models {
+        parts.push(format!(
+            "model {} {} incremental {:?}",
+            m.name,
+            sha256_hex(m.sql.as_bytes()),
+            m.doc.incremental
+        ));
+    }
+    let mut names: Vec<_> = provided
+        .keys()
+        .filter(|n| !BOOKKEEPING.contains(n))
+        .collect();
+    names.sort();
+    for name in names {
+        parts.push(format!("provided {name} {}", batch_digest(&provided[name])));
+    }
+    sha256_hex(parts.join("\n").as_bytes())
+}
+
+/// `area/table` → the Delta version the session registered (the one the queries read) of
+/// every lake table the models read; -1 for an absent optional table.
+fn input_versions(
     session: &LakeSession,
     models: &[Model],
     provided: &HashMap<&str, RecordBatch>,
-) -> String {
-    let mut parts: Vec<String> = Vec::new();
+) -> BTreeMap<String, i64> {
     let model_names: BTreeSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
-    let mut inputs: BTreeSet<&str> = BTreeSet::new();
+    let mut inputs = BTreeMap::new();
     for m in models {
-        parts.push(format!("model {} {}", m.name, sha256_hex(m.sql.as_bytes())));
-        inputs.extend(
-            m.reads
-                .iter()
-                .map(String::as_str)
-                .filter(|t| !model_names.contains(t) && !provided.contains_key(t)),
-        );
-    }
-    // The versions the session registered: the ones the queries will read.
-    for t in inputs {
-        let (area, version) = session
-            .tables
+        for t in m
+            .reads
             .iter()
-            .find(|e| e.name == t)
-            .map_or((String::new(), -1), |e| (e.area.clone(), e.version));
-        parts.push(format!("input {area}/{t} v{version}"));
+            .filter(|t| !model_names.contains(t.as_str()) && !provided.contains_key(t.as_str()))
+        {
+            let (area, version) = session
+                .tables
+                .iter()
+                .find(|e| &e.name == t)
+                .map_or((String::new(), -1), |e| (e.area.clone(), e.version));
+            inputs.insert(format!("{area}/{t}"), version);
+        }
     }
-    // metric_run holds the run id, which is derived from this key.
-    let mut names: Vec<_> = provided.keys().filter(|n| **n != "metric_run").collect();
-    names.sort();
-    for name in names {
-        let batch = &provided[name];
-        parts.push(format!("provided {name} {}", batch_digest(batch)));
-    }
+    inputs
+}
+
+/// The run key: SHA-256 over the code key and the version of every input table. Equal keys,
+/// equal figures.
+fn run_key(code_key: &str, inputs: &BTreeMap<String, i64>) -> String {
+    let mut parts = vec![format!("code {code_key}")];
+    parts.extend(inputs.iter().map(|(t, v)| format!("input {t} v{v}")));
     tracing::debug!(parts = ?parts, "metric run key inputs");
     sha256_hex(parts.join("\n").as_bytes())
 }

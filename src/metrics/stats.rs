@@ -120,6 +120,8 @@ pub fn register_udfs(ctx: &SessionContext, confidence: f64) {
 pub fn udfs(confidence: f64) -> Vec<ScalarUDF> {
     let z = z_for(confidence);
     vec![
+        // A full build's date; an incremental build registers its own in its session.
+        super::incremental::recompute_from_udf(super::incremental::FULL_FROM),
         float_udf("wilson_lower", 2, move |a| {
             wilson(a[0], a[1], z).map(|i| i.0)
         }),

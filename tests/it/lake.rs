@@ -219,19 +219,137 @@ async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
             .version(),
         person_link
     );
-    // The metrics see the new version and rebuild; a second build finds nothing to do.
-    assert!(
-        !run(&lake, &project, &MetricOptions::default())
-            .await
-            .unwrap()
-            .up_to_date
-    );
+    // The metrics see the new version and rebuild only from the new day on; the tables
+    // equal a full build's, and a second build finds nothing to do.
+    assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
     assert!(
         run(&lake, &project, &MetricOptions::default())
             .await
             .unwrap()
             .up_to_date
     );
+}
+
+/// A night whose new file holds the first rows of a new latest day: the periods ending that
+/// day become complete, so they are recomputed with the day's own figures, and the build
+/// equals a full one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_period() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 8, false, &extracts).unwrap();
+    // Hold back the last day's attendances (31 March: the end of a quarter and a year).
+    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let date = header.split(',').position(|c| c == "session_date").unwrap();
+    let (mut before, mut day) = (format!("{header}\n"), format!("{header}\n"));
+    for line in lines {
+        let target = if line.split(',').nth(date) == Some("2025-03-31") {
+            &mut day
+        } else {
+            &mut before
+        };
+        target.push_str(line);
+        target.push('\n');
+    }
+    assert!(
+        day.lines().count() > 1,
+        "the generated data has 31 March sessions"
+    );
+    std::fs::write(extracts.join("attendances.csv"), before).unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let project = crate::support::project();
+    let first = run(&lake, &project, &MetricOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.scope, "full build (no earlier build to start from)");
+
+    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
+
+    // A new health visiting snapshot (one contact fewer) is not an append: a late contact
+    // can change an earlier cohort's figures, so the next build is a full one.
+    let contacts = std::fs::read_to_string(extracts.join("hv_contacts.csv")).unwrap();
+    let kept: Vec<&str> = contacts.lines().collect();
+    std::fs::write(
+        extracts.join("hv_contacts.csv"),
+        kept[..kept.len() - 1].join("\n") + "\n",
+    )
+    .unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    let after = run(&lake, &project, &MetricOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        after.scope,
+        "full build (curated/hv_contacts changed and is not declared append-only)"
+    );
+}
+
+/// Builds the metrics of the lake at `lake_dir`, expecting an incremental build from 31
+/// March, and those of a copy taken before (at `copy`) from scratch; every metric table must
+/// hold the same rows. Left out: the build record, and `run_id` (kept rows name the build
+/// that computed them).
+async fn assert_incremental_equals_full(lake_dir: &std::path::Path, copy: &std::path::Path) {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::{METRICS, list_tables};
+    for file in walk(lake_dir) {
+        let target = copy.join(file.strip_prefix(lake_dir).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let full = Lake::open(&copy.to_string_lossy()).unwrap();
+    let incremental = run(&lake, &crate::support::project(), &MetricOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        incremental.scope,
+        "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31)"
+    );
+    let forced = MetricOptions {
+        force: true,
+        ..Default::default()
+    };
+    let built = run(&full, &crate::support::project(), &forced)
+        .await
+        .unwrap();
+    assert_eq!(built.scope, "full build (--force)");
+    let tables = list_tables(&lake, METRICS).await.unwrap();
+    assert!(tables.len() > 30, "{tables:?}");
+    for table in tables
+        .iter()
+        .filter(|t| !["metric_run", "metric_build"].contains(&t.as_str()))
+    {
+        let rows = |lake: Lake| {
+            let table = table.clone();
+            async move {
+                let batches = lake.read(METRICS, &table).await.unwrap().unwrap();
+                let batches: Vec<_> = batches
+                    .into_iter()
+                    .map(|b| {
+                        let keep: Vec<usize> = (0..b.num_columns())
+                            .filter(|i| b.schema().field(*i).name() != "run_id")
+                            .collect();
+                        b.project(&keep).unwrap()
+                    })
+                    .collect();
+                let mut rows = crate::support::rows_text(&batches);
+                rows.sort();
+                rows
+            }
+        };
+        let (a, b) = (rows(lake.clone()).await, rows(full.clone()).await);
+        assert_eq!(
+            a, b,
+            "metrics/{table}: incremental build differs from a full one"
+        );
+    }
 }
 
 /// A lake whose quarantine was written before rows carried their centre and date (an

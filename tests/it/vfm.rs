@@ -99,6 +99,10 @@ create table person_link as
 /// are comments).
 async fn world_session(world: &str) -> SessionContext {
     let ctx = SessionContext::new();
+    // A full build's recompute date: every period.
+    ctx.register_udf(earlystart::metrics::incremental::recompute_from_udf(
+        earlystart::metrics::incremental::FULL_FROM,
+    ));
     for statement in world.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
         let statement: String = statement
             .lines()
