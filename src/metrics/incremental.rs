@@ -153,8 +153,9 @@ pub async fn last_record(lake: &Lake) -> Result<Option<BuildRecord>> {
 
 /// What one table's Delta log says about its dated rows.
 struct Dates {
-    /// Files of the version the last build read.
-    before: BTreeSet<String>,
+    /// Files of the version the last build read (`None` when that version can no longer be
+    /// read, e.g. its log was cleaned up).
+    before: Option<BTreeSet<String>>,
     /// Files now, with the earliest and latest date of each (from the add statistics).
     now: BTreeMap<String, Option<(NaiveDate, NaiveDate)>>,
 }
@@ -171,11 +172,14 @@ async fn table_dates(
         .await?
         .with_context(|| format!("{area}/{name} has no Delta log"))?;
     let now = files_with_dates(&table, column)?;
-    table
-        .load_version(before as u64)
-        .await
-        .with_context(|| format!("cannot load version {before} of {area}/{name}"))?;
-    let before = files_with_dates(&table, column)?.into_keys().collect();
+    let before = match table.load_version(before as u64).await {
+        Ok(()) => Some(files_with_dates(&table, column)?.into_keys().collect()),
+        Err(e) => {
+            tracing::warn!(table = %format!("{area}/{name}"), version = before, error = %e,
+                "the version the last build read is not readable; building in full");
+            None
+        }
+    };
     Ok(Dates { before, now })
 }
 
@@ -264,7 +268,15 @@ pub async fn decide(
                 last_dates,
             ));
         }
-        if d.before.iter().any(|f| !d.now.contains_key(f)) {
+        let Some(files_before) = &d.before else {
+            return Ok((
+                full(format!(
+                    "the version of {key} the last build read is not readable"
+                )),
+                last_dates,
+            ));
+        };
+        if files_before.iter().any(|f| !d.now.contains_key(f)) {
             return Ok((
                 full(format!("rows of {key} were replaced or removed")),
                 last_dates,
@@ -273,7 +285,7 @@ pub async fn decide(
         let added: Vec<_> = d
             .now
             .iter()
-            .filter(|(f, _)| !d.before.contains(*f))
+            .filter(|(f, _)| !files_before.contains(*f))
             .collect();
         let mut earliest: Option<NaiveDate> = None;
         for (file, range) in &added {
