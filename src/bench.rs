@@ -222,20 +222,21 @@ fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     let night = |folder: &Path| {
         let mut cmd = nightly(&exe, project, folder, &lake);
-        cmd.arg("--no-reports").stdout(std::process::Stdio::null());
+        cmd.arg("--no-reports");
         cmd
     };
     let _ = std::fs::remove_dir_all(&lake);
-    let full = measure(&mut night(&next))?;
+    let (full, full_out) = measure_output(&mut night(&next))?;
     let _ = std::fs::remove_dir_all(&lake);
-    measure(&mut night(&base))?;
-    let incremental = measure(&mut night(&next))?;
+    measure(&mut night(&base).stdout(std::process::Stdio::null()))?;
+    let (incremental, incremental_out) = measure_output(&mut night(&next))?;
     let mut t = comfy_table::Table::new();
-    t.set_header(["night", "wall s", "peak RSS MiB"]);
+    t.set_header(["night", "wall s", "peak RSS MiB", "metric build"]);
     t.add_row(vec![
         "full (every extract into an empty lake)".to_string(),
         format!("{:.2}", full.wall_s),
         format!("{:.0}", full.peak_rss_mib),
+        metric_scope(&full_out),
     ]);
     t.add_row(vec![
         format!(
@@ -244,6 +245,7 @@ fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
         ),
         format!("{:.2}", incremental.wall_s),
         format!("{:.0}", incremental.peak_rss_mib),
+        metric_scope(&incremental_out),
     ]);
     println!(
         "\nFull night vs incremental night (ingest, linkage, metrics; single runs)\n{t}\n\
@@ -251,6 +253,21 @@ fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
         full.wall_s / incremental.wall_s
     );
     Ok(())
+}
+
+/// Which build the night's metric summary line says it did: "full build (…)",
+/// "incremental build from … (…)" or "up to date".
+fn metric_scope(night_output: &str) -> String {
+    let Some(line) = night_output.lines().find(|l| l.starts_with("Metrics: ")) else {
+        return "not reported".into();
+    };
+    if line.starts_with("Metrics: up to date") {
+        return "up to date".into();
+    }
+    line.split("; ")
+        .find(|part| part.starts_with("full build") || part.starts_with("incremental build"))
+        .unwrap_or("not reported")
+        .to_string()
 }
 
 /// An attendances file split into (every row before the last session date, that date, the
@@ -914,4 +931,26 @@ fn duckdb_json(cmd: &mut Command) -> Result<serde_json::Value> {
 /// The DuckDB script's result: the JSON object on its last line of output.
 fn last_json_line(out: &str) -> Result<serde_json::Value> {
     serde_json::from_str(out.lines().last().unwrap_or("")).context("DuckDB script output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_scope;
+
+    #[test]
+    fn reads_the_kind_of_metric_build_from_a_night_summary() {
+        let night = "Files: 1 loaded, 23 skipped\n\
+            Metrics: 34 models built in 19.7 s, 310 data tests passed, 373259 metric values; \
+            incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31); \
+            published under metrics/ in file:///tmp/lake/\n";
+        assert_eq!(
+            metric_scope(night),
+            "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31)"
+        );
+        assert_eq!(
+            metric_scope("Metrics: up to date (no input changed since the last build).\n"),
+            "up to date"
+        );
+        assert_eq!(metric_scope("Files: 0 loaded\n"), "not reported");
+    }
 }
