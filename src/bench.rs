@@ -228,7 +228,7 @@ fn incremental(project: &Path, extracts: &Path, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&lake);
     let (full, full_out) = measure_output(&mut night(&next))?;
     let _ = std::fs::remove_dir_all(&lake);
-    measure(&mut night(&base).stdout(std::process::Stdio::null()))?;
+    measure(night(&base).stdout(std::process::Stdio::null()))?;
     let (incremental, incremental_out) = measure_output(&mut night(&next))?;
     let mut t = comfy_table::Table::new();
     t.set_header(["night", "wall s", "peak RSS MiB", "metric build"]);
