@@ -291,6 +291,86 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
     );
 }
 
+/// An analyst's model that declares `incremental` but does not filter on
+/// `recompute_from()` would put new rows beside kept ones of the same dates: the build
+/// stops with an error naming the file and the rule, and publishes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_model_that_computes_earlier_rows_is_refused() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 9, false, &extracts).unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+
+    // A project of one model: sessions per day, declared incremental, computed for every day.
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
+    std::fs::copy(
+        crate::support::project().join("sql/catalogue.toml"),
+        project.join("sql/catalogue.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/metrics.toml"),
+        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/mine/daily.sql"),
+        "select session_date, count(*) as sessions from attendances group by session_date\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/mine/_models.toml"),
+        "[daily]\nincremental = \"session_date\"\n",
+    )
+    .unwrap();
+    let first = run(&lake, &project, &MetricOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.scope, "full build (no earlier build to start from)");
+    let version = lake
+        .table(METRICS, "daily")
+        .await
+        .unwrap()
+        .unwrap()
+        .version();
+
+    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    let mut lines = all.lines();
+    let mut day = format!("{}\n", lines.next().unwrap());
+    for (i, line) in lines.take(3).enumerate() {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        f[0] = format!("LATE{i}");
+        f[6] = "2025-03-31".into();
+        day.push_str(&(f.join(",") + "\n"));
+    }
+    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    let err = run(&lake, &project, &MetricOptions::default())
+        .await
+        .expect_err("the model computes rows before the recompute date");
+    let text = format!("{err:#}");
+    assert!(text.contains("daily.sql"), "{text}");
+    assert!(
+        text.contains("declares incremental = \"session_date\" but computed"),
+        "{text}"
+    );
+    assert!(text.contains("recompute date 2025-03-31"), "{text}");
+    assert_eq!(
+        lake.table(METRICS, "daily")
+            .await
+            .unwrap()
+            .unwrap()
+            .version(),
+        version,
+        "nothing was published"
+    );
+}
+
 /// Builds the metrics of the lake at `lake_dir`, expecting an incremental build from 31
 /// March, and those of a copy taken before (at `copy`) from scratch; every metric table must
 /// hold the same rows. Left out: the build record, and `run_id` (kept rows name the build
