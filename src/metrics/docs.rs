@@ -69,6 +69,14 @@ pub fn render(project: &Path) -> Result<String> {
         if !m.doc.unique_key.is_empty() {
             writeln!(w, "One row per ({}).\n", m.doc.unique_key.join(", "))?;
         }
+        if let Some(column) = &m.doc.incremental {
+            writeln!(
+                w,
+                "Incremental by `{column}`: after a night that only appended rows to the append-only \
+                 tables of `sql/metrics.toml`, rows dated before the recompute date are kept \
+                 from the last build.\n"
+            )?;
+        }
         let cols = m.doc.column_docs()?;
         if cols.is_empty() {
             continue;
