@@ -172,6 +172,11 @@ async fn table_dates(
         .await?
         .with_context(|| format!("{area}/{name} has no Delta log"))?;
     let now = files_with_dates(&table, column)?;
+    // Unchanged since the last build (most nights, for most tables): nothing more to load.
+    if table.version() == Some(before as u64) {
+        let before = Some(now.keys().cloned().collect());
+        return Ok(Dates { before, now });
+    }
     let before = match table.load_version(before as u64).await {
         Ok(()) => Some(files_with_dates(&table, column)?.into_keys().collect()),
         Err(e) => {

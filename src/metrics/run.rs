@@ -191,9 +191,7 @@ async fn build(
                 Some((
                     column.as_str(),
                     *from,
-                    old.filter(col(column.as_str()).lt(lit(ScalarValue::Date32(Some(
-                        crate::sources::builder::date32(*from),
-                    )))))?,
+                    old.filter(dated_before(column, *from))?,
                 ))
             }
             _ => None,
@@ -286,9 +284,7 @@ async fn merge(
     let new = session.ctx.table(m.name.as_str()).await?;
     let early = new
         .clone()
-        .filter(col(column).lt(lit(ScalarValue::Date32(Some(
-            crate::sources::builder::date32(from),
-        )))))?
+        .filter(dated_before(column, from))?
         .count()
         .await?;
     if early > 0 {
@@ -309,6 +305,14 @@ async fn merge(
     Ok(Merged { plan, rows })
 }
 
+/// `column < from`, the rows an incremental model keeps from its last build.
+fn dated_before(column: &str, from: chrono::NaiveDate) -> datafusion::prelude::Expr {
+    col(column).lt(lit(ScalarValue::Date32(Some(
+        crate::sources::builder::date32(from),
+    ))))
+}
+
+/// Commits a model's output, streamed from its stored files or its merged plan.
 async fn publish_output(
     lake: &Lake,
     publish: &SessionContext,
@@ -317,13 +321,16 @@ async fn publish_output(
     app_id: &str,
     meta: HashMap<String, serde_json::Value>,
 ) -> Result<i64> {
-    match output {
-        Output::Stored(stored) => publish_stored(lake, publish, name, stored, app_id, meta).await,
-        Output::Merged(plan) => lake
-            .replace_plan(METRICS, &name, plan, publish, app_id, meta)
-            .await
-            .with_context(|| format!("cannot publish metrics/{name}")),
-    }
+    let plan = match output {
+        Output::Stored(stored) => {
+            let files = super::distributed::listing_table(stored.files, stored.schema)?;
+            LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?
+        }
+        Output::Merged(plan) => plan,
+    };
+    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta)
+        .await
+        .with_context(|| format!("cannot publish metrics/{name}"))
 }
 
 async fn publish_batch(
@@ -334,21 +341,6 @@ async fn publish_batch(
     meta: HashMap<String, serde_json::Value>,
 ) -> Result<i64> {
     lake.replace(METRICS, name, batch.schema(), vec![batch], app_id, meta)
-        .await
-        .with_context(|| format!("cannot publish metrics/{name}"))
-}
-
-async fn publish_stored(
-    lake: &Lake,
-    publish: &SessionContext,
-    name: String,
-    stored: Stored,
-    app_id: &str,
-    meta: HashMap<String, serde_json::Value>,
-) -> Result<i64> {
-    let files = super::distributed::listing_table(stored.files, stored.schema)?;
-    let plan = LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?;
-    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta)
         .await
         .with_context(|| format!("cannot publish metrics/{name}"))
 }

@@ -148,6 +148,24 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The next night's export: `rows` attendances on 31 March in a file of their own, taken from
+/// existing rows (same people and centres) moved to that date with new ids.
+fn send_a_day_of_attendances(extracts: &std::path::Path, rows: usize) {
+    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let mut day = format!("{header}\n");
+    for (i, line) in lines.take(rows).enumerate() {
+        let mut f: Vec<&str> = line.split(',').collect();
+        let id = format!("NEW{i:04}");
+        f[0] = &id;
+        f[6] = "2025-03-31";
+        day.push_str(&f.join(","));
+        day.push('\n');
+    }
+    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
     use earlystart::metrics::run::{MetricOptions, run};
@@ -181,21 +199,7 @@ async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
         .unwrap()
         .version();
 
-    // The next night's export: the day's attendances in a file of their own, taken from
-    // existing rows (same people and centres) moved to a new date with new ids.
-    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
-    let mut lines = all.lines();
-    let header = lines.next().unwrap();
-    let mut day = format!("{header}\n");
-    for (i, line) in lines.take(7).enumerate() {
-        let mut f: Vec<&str> = line.split(',').collect();
-        let id = format!("NEW{i:04}");
-        f[0] = &id;
-        f[6] = "2025-03-31";
-        day.push_str(&f.join(","));
-        day.push('\n');
-    }
-    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+    send_a_day_of_attendances(&extracts, 7);
 
     let night = run_nightly(&extracts, &lake_dir).await;
     let loaded: Vec<&str> = night
@@ -339,16 +343,7 @@ async fn an_incremental_model_that_computes_earlier_rows_is_refused() {
         .unwrap()
         .version();
 
-    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
-    let mut lines = all.lines();
-    let mut day = format!("{}\n", lines.next().unwrap());
-    for (i, line) in lines.take(3).enumerate() {
-        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
-        f[0] = format!("LATE{i}");
-        f[6] = "2025-03-31".into();
-        day.push_str(&(f.join(",") + "\n"));
-    }
-    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+    send_a_day_of_attendances(&extracts, 3);
     run_nightly(&extracts, &lake_dir).await;
     let err = run(&lake, &project, &MetricOptions::default())
         .await
