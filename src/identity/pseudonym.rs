@@ -72,7 +72,12 @@ impl Pseudonymiser {
     pub fn hmac(&self, message: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(message.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        // Into a fixed buffer: `hex::encode` builds the string a char at a time, which
+        // showed in the ingest profile (an HMAC per new identifier).
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut out)
+            .expect("32 bytes fill 64 hex digits");
+        String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
     }
 
     /// `key_nhs` for a validated 10-digit NHS number.

@@ -37,10 +37,12 @@ use tracing::{info, warn};
 
 use crate::config::{AsAt, LoadMode, Pipeline, Source};
 use crate::identity::Pseudonymiser;
+use crate::identity::linkage::LinkStats;
 use crate::lake::{CURATED, Lake, OPS, WriteMode};
 use crate::reference::{self, ReferenceTable, sha256_hex};
 use crate::sources::context::{CentreDates, PostcodeEntry};
 use crate::sources::{self, Context, ExtractKind, FileMeta, TableBuilder};
+use summary::StepRecord;
 pub use summary::{FileReport, FileStatus, RunSummary};
 
 /// What a run needs besides the pipeline declaration.
@@ -344,6 +346,7 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         .map(|s| Ok((s, matching_files(&extracts, &s.path)?)))
         .collect::<Result<_>>()?;
     let total: u64 = plan.iter().map(|(_, f)| f.len() as u64).sum();
+    let hashes = FileHashes::start(plan.iter().flat_map(|(_, files)| files));
     let bar = summary::progress_bar(opts.progress, total);
 
     // Public reference files first (everything resolves geography through them), then the
@@ -373,10 +376,18 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         ExtractKind::EarlyHelpEpisodes,
         ExtractKind::AnnexA,
     ];
+    // Attendances, the largest extract by far, are checked against registrations and are
+    // not a linkage input: they start once the centre lane has loaded registrations, and
+    // linkage runs beside them once every person-identifying table is in.
     let centre: Vec<ExtractKind> = ExtractKind::ALL
         .iter()
         .copied()
-        .filter(|k| !k.is_reference() && !health.contains(k) && !social.contains(k))
+        .filter(|k| {
+            !k.is_reference()
+                && !health.contains(k)
+                && !social.contains(k)
+                && *k != ExtractKind::Attendances
+        })
         .collect();
     let env = Lane {
         lake,
@@ -385,19 +396,42 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         run_id: &run_id,
         max_ratio: pipeline.max_quarantine_ratio,
         bar: &bar,
+        hashes: &hashes,
     };
     let step = Instant::now();
     let mut reports = env.run(lane(&reference), Arc::clone(&ctx)).await?;
     summary.step("reference", "ok", step, format!("{} files", reports.len()));
     let step = Instant::now();
-    let (centre_reports, health_reports, social_reports) = tokio::join!(
-        env.run(lane(&centre), Arc::clone(&ctx)),
-        env.run(lane(&health), Arc::clone(&ctx)),
-        env.run(lane(&social), Arc::clone(&ctx))
-    );
-    reports.extend(centre_reports?);
-    reports.extend(health_reports?);
-    reports.extend(social_reports?);
+    let (registered, registrations_in) = tokio::sync::oneshot::channel::<bool>();
+    let people = async {
+        let centre = async {
+            let reports = env.run(lane(&centre), Arc::clone(&ctx)).await;
+            let _ = registered.send(reports.is_ok());
+            reports
+        };
+        let (centre, health, social) = tokio::join!(
+            centre,
+            env.run(lane(&health), Arc::clone(&ctx)),
+            env.run(lane(&social), Arc::clone(&ctx))
+        );
+        let mut reports = centre?;
+        reports.extend(health?);
+        reports.extend(social?);
+        let linkage = link_if_changed(lake, &extracts, pipeline, opts).await?;
+        anyhow::Ok((reports, linkage))
+    };
+    let attendances = async {
+        // A centre lane that failed fails the run: nothing more is read.
+        if registrations_in.await != Ok(true) {
+            return Ok(Vec::new());
+        }
+        env.run(lane(&[ExtractKind::Attendances]), Arc::clone(&ctx))
+            .await
+    };
+    let (people, attendances) = tokio::join!(people, attendances);
+    let (people_reports, linkage) = people?;
+    reports.extend(people_reports);
+    reports.extend(attendances?);
     // Report files in the pipeline's declared order whatever order the lanes finished in.
     reports.sort_by_key(|r| pipeline.sources.iter().position(|s| s.name == r.source));
     summary.files = reports;
@@ -413,46 +447,8 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
             summary.count(FileStatus::Rejected)
         ),
     );
-
-    // person_link is recomputed whenever one of its inputs has a new version: its commit
-    // carries the input versions as its transaction, so a run that changed nothing (or a
-    // rerun after a crash before linkage) finds out from the table itself.
-    let step = Instant::now();
-    // The optional rules are part of what person_link was computed from: turning one on
-    // recomputes it even when no extract changed.
-    let inputs = format!(
-        "{}{}",
-        linkage_inputs(lake).await?,
-        if pipeline.linkage.demo_name {
-            ";DEMO_NAME"
-        } else {
-            ""
-        }
-    );
-    if lake
-        .has_transaction(CURATED, "person_link", &inputs)
-        .await?
-    {
-        info!("No linkage input changed: person_link kept as it was.");
-        summary.step("linkage", "skipped", step, "no input changed".into());
-    } else {
-        let stats = link::link_children(
-            lake,
-            &extracts,
-            pipeline,
-            &opts.pseudonymiser,
-            &inputs,
-            pipeline.linkage,
-        )
-        .await?;
-        summary.step(
-            "linkage",
-            "ok",
-            step,
-            format!("{} records, {} children", stats.records, stats.children),
-        );
-        summary.linkage = Some(stats);
-    }
+    summary.steps.push(linkage.step);
+    summary.linkage = linkage.stats;
     summary.finish();
     write_file_loads(lake, &summary, run_date).await?;
     info!(run_id, status = summary.status(), "Run finished.");
@@ -468,6 +464,67 @@ pub fn new_run_id(started: chrono::DateTime<Utc>) -> String {
     )
 }
 
+/// The linkage step of a run: what it did, and the linkage quality when it ran.
+struct Linkage {
+    step: StepRecord,
+    stats: Option<LinkStats>,
+}
+
+/// Recomputes `person_link` when one of its inputs has a new version: its commit carries
+/// the input versions as its transaction, so a run that changed nothing (or a rerun after a
+/// crash before linkage) finds out from the table itself.
+async fn link_if_changed(
+    lake: &Lake,
+    extracts: &Path,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+) -> Result<Linkage> {
+    let started = Instant::now();
+    // The optional rules are part of what person_link was computed from: turning one on
+    // recomputes it even when no extract changed.
+    let inputs = format!(
+        "{}{}",
+        linkage_inputs(lake).await?,
+        if pipeline.linkage.demo_name {
+            ";DEMO_NAME"
+        } else {
+            ""
+        }
+    );
+    let step = |status: &str, detail: String| StepRecord {
+        step: "linkage".into(),
+        status: status.into(),
+        seconds: started.elapsed().as_secs_f64(),
+        detail,
+    };
+    if lake
+        .has_transaction(CURATED, "person_link", &inputs)
+        .await?
+    {
+        info!("No linkage input changed: person_link kept as it was.");
+        return Ok(Linkage {
+            step: step("skipped", "no input changed".into()),
+            stats: None,
+        });
+    }
+    let stats = link::link_children(
+        lake,
+        extracts,
+        pipeline,
+        &opts.pseudonymiser,
+        &inputs,
+        pipeline.linkage,
+    )
+    .await?;
+    Ok(Linkage {
+        step: step(
+            "ok",
+            format!("{} records, {} children", stats.records, stats.children),
+        ),
+        stats: Some(stats),
+    })
+}
+
 /// What every lane of a run shares.
 struct Lane<'a> {
     lake: &'a Lake,
@@ -476,6 +533,51 @@ struct Lane<'a> {
     run_id: &'a str,
     max_ratio: f64,
     bar: &'a indicatif::ProgressBar,
+    hashes: &'a FileHashes,
+}
+
+/// The SHA-256 of every extract file a run will read, each started on a blocking thread when
+/// the run starts: the attendance extract takes a noticeable fraction of a second to hash,
+/// which would otherwise sit between registrations and the attendance parse.
+struct FileHashes(std::sync::Mutex<HashMap<PathBuf, tokio::task::JoinHandle<Result<String>>>>);
+
+impl FileHashes {
+    fn start<'p>(paths: impl Iterator<Item = &'p PathBuf>) -> Self {
+        let hashing = paths
+            .map(|p| {
+                let path = p.clone();
+                (
+                    p.clone(),
+                    tokio::task::spawn_blocking(move || file_sha256(&path)),
+                )
+            })
+            .collect();
+        Self(std::sync::Mutex::new(hashing))
+    }
+
+    /// The file's SHA-256 (hashed now when it was not planned).
+    async fn get(&self, path: &Path) -> Result<String> {
+        let started = self
+            .0
+            .lock()
+            .expect("no panic holds this lock")
+            .remove(path);
+        let path = path.to_path_buf();
+        match started {
+            Some(hashing) => hashing.await?,
+            None => tokio::task::spawn_blocking(move || file_sha256(&path)).await?,
+        }
+    }
+}
+
+impl Drop for FileHashes {
+    fn drop(&mut self) {
+        // A run that failed early does not hash the files it did not reach (a hash already
+        // running finishes on its thread and is dropped).
+        for (_, hashing) in self.0.get_mut().expect("no panic holds this lock").drain() {
+            hashing.abort();
+        }
+    }
 }
 
 impl Lane<'_> {
@@ -521,12 +623,14 @@ impl Lane<'_> {
     }
 }
 
+/// Commits the repo's reference tables that changed, side by side: each is its own Delta
+/// table, and fifteen small commits one after another cost a noticeable part of a run.
 async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result<()> {
-    for r in refs {
+    let commit = async |r: &ReferenceTable| -> Result<()> {
         let table = format!("ref_{}", r.name);
         let app_id = format!("earlystart/{table}/{}", r.sha256);
         if lake.has_transaction(CURATED, &table, &app_id).await? {
-            continue;
+            return Ok(());
         }
         let batch = r.to_batch()?;
         let meta = HashMap::from([("reference_sha256".to_string(), serde_json::json!(r.sha256))]);
@@ -540,7 +644,9 @@ async fn commit_reference_tables(lake: &Lake, refs: &[ReferenceTable]) -> Result
             meta,
         )
         .await?;
-    }
+        Ok(())
+    };
+    futures::future::try_join_all(refs.iter().map(commit)).await?;
     Ok(())
 }
 
@@ -652,6 +758,7 @@ impl Lane<'_> {
             run_id,
             max_ratio,
             bar,
+            hashes: _,
         } = *self;
         let t0 = Instant::now();
         let relative = path
@@ -662,10 +769,7 @@ impl Lane<'_> {
         let size = std::fs::metadata(path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .len();
-        let sha256 = {
-            let p = path.to_path_buf();
-            tokio::task::spawn_blocking(move || file_sha256(&p)).await??
-        };
+        let sha256 = self.hashes.get(path).await?;
         let kind = source.kind;
         let app_id = format!("earlystart/{}/{}", source.name, sha256);
         let mut report = FileReport::new(source, &relative, &sha256, size);
