@@ -37,12 +37,10 @@ use tracing::{info, warn};
 
 use crate::config::{AsAt, LoadMode, Pipeline, Source};
 use crate::identity::Pseudonymiser;
-use crate::identity::linkage::LinkStats;
 use crate::lake::{CURATED, Lake, OPS, WriteMode};
 use crate::reference::{self, ReferenceTable, sha256_hex};
 use crate::sources::context::{CentreDates, PostcodeEntry};
 use crate::sources::{self, Context, ExtractKind, FileMeta, TableBuilder};
-use summary::StepRecord;
 pub use summary::{FileReport, FileStatus, RunSummary};
 
 /// What a run needs besides the pipeline declaration.
@@ -376,18 +374,10 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
         ExtractKind::EarlyHelpEpisodes,
         ExtractKind::AnnexA,
     ];
-    // Attendances, the largest extract by far, are checked against registrations and are
-    // not a linkage input: they start once the centre lane has loaded registrations, and
-    // linkage runs beside them once every person-identifying table is in.
     let centre: Vec<ExtractKind> = ExtractKind::ALL
         .iter()
         .copied()
-        .filter(|k| {
-            !k.is_reference()
-                && !health.contains(k)
-                && !social.contains(k)
-                && *k != ExtractKind::Attendances
-        })
+        .filter(|k| !k.is_reference() && !health.contains(k) && !social.contains(k))
         .collect();
     let env = Lane {
         lake,
@@ -402,36 +392,14 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
     let mut reports = env.run(lane(&reference), Arc::clone(&ctx)).await?;
     summary.step("reference", "ok", step, format!("{} files", reports.len()));
     let step = Instant::now();
-    let (registered, registrations_in) = tokio::sync::oneshot::channel::<bool>();
-    let people = async {
-        let centre = async {
-            let reports = env.run(lane(&centre), Arc::clone(&ctx)).await;
-            let _ = registered.send(reports.is_ok());
-            reports
-        };
-        let (centre, health, social) = tokio::join!(
-            centre,
-            env.run(lane(&health), Arc::clone(&ctx)),
-            env.run(lane(&social), Arc::clone(&ctx))
-        );
-        let mut reports = centre?;
-        reports.extend(health?);
-        reports.extend(social?);
-        let linkage = link_if_changed(lake, &extracts, pipeline, opts).await?;
-        anyhow::Ok((reports, linkage))
-    };
-    let attendances = async {
-        // A centre lane that failed fails the run: nothing more is read.
-        if registrations_in.await != Ok(true) {
-            return Ok(Vec::new());
-        }
-        env.run(lane(&[ExtractKind::Attendances]), Arc::clone(&ctx))
-            .await
-    };
-    let (people, attendances) = tokio::join!(people, attendances);
-    let (people_reports, linkage) = people?;
-    reports.extend(people_reports);
-    reports.extend(attendances?);
+    let (centre_reports, health_reports, social_reports) = tokio::join!(
+        env.run(lane(&centre), Arc::clone(&ctx)),
+        env.run(lane(&health), Arc::clone(&ctx)),
+        env.run(lane(&social), Arc::clone(&ctx))
+    );
+    reports.extend(centre_reports?);
+    reports.extend(health_reports?);
+    reports.extend(social_reports?);
     // Report files in the pipeline's declared order whatever order the lanes finished in.
     reports.sort_by_key(|r| pipeline.sources.iter().position(|s| s.name == r.source));
     summary.files = reports;
@@ -447,8 +415,46 @@ pub async fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary> {
             summary.count(FileStatus::Rejected)
         ),
     );
-    summary.steps.push(linkage.step);
-    summary.linkage = linkage.stats;
+
+    // person_link is recomputed whenever one of its inputs has a new version: its commit
+    // carries the input versions as its transaction, so a run that changed nothing (or a
+    // rerun after a crash before linkage) finds out from the table itself.
+    let step = Instant::now();
+    // The optional rules are part of what person_link was computed from: turning one on
+    // recomputes it even when no extract changed.
+    let inputs = format!(
+        "{}{}",
+        linkage_inputs(lake).await?,
+        if pipeline.linkage.demo_name {
+            ";DEMO_NAME"
+        } else {
+            ""
+        }
+    );
+    if lake
+        .has_transaction(CURATED, "person_link", &inputs)
+        .await?
+    {
+        info!("No linkage input changed: person_link kept as it was.");
+        summary.step("linkage", "skipped", step, "no input changed".into());
+    } else {
+        let stats = link::link_children(
+            lake,
+            &extracts,
+            pipeline,
+            &opts.pseudonymiser,
+            &inputs,
+            pipeline.linkage,
+        )
+        .await?;
+        summary.step(
+            "linkage",
+            "ok",
+            step,
+            format!("{} records, {} children", stats.records, stats.children),
+        );
+        summary.linkage = Some(stats);
+    }
     summary.finish();
     write_file_loads(lake, &summary, run_date).await?;
     info!(run_id, status = summary.status(), "Run finished.");
@@ -462,67 +468,6 @@ pub fn new_run_id(started: chrono::DateTime<Utc>) -> String {
         started.format("%Y%m%dT%H%M%SZ"),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
-}
-
-/// The linkage step of a run: what it did, and the linkage quality when it ran.
-struct Linkage {
-    step: StepRecord,
-    stats: Option<LinkStats>,
-}
-
-/// Recomputes `person_link` when one of its inputs has a new version: its commit carries
-/// the input versions as its transaction, so a run that changed nothing (or a rerun after a
-/// crash before linkage) finds out from the table itself.
-async fn link_if_changed(
-    lake: &Lake,
-    extracts: &Path,
-    pipeline: &Pipeline,
-    opts: &RunOptions,
-) -> Result<Linkage> {
-    let started = Instant::now();
-    // The optional rules are part of what person_link was computed from: turning one on
-    // recomputes it even when no extract changed.
-    let inputs = format!(
-        "{}{}",
-        linkage_inputs(lake).await?,
-        if pipeline.linkage.demo_name {
-            ";DEMO_NAME"
-        } else {
-            ""
-        }
-    );
-    let step = |status: &str, detail: String| StepRecord {
-        step: "linkage".into(),
-        status: status.into(),
-        seconds: started.elapsed().as_secs_f64(),
-        detail,
-    };
-    if lake
-        .has_transaction(CURATED, "person_link", &inputs)
-        .await?
-    {
-        info!("No linkage input changed: person_link kept as it was.");
-        return Ok(Linkage {
-            step: step("skipped", "no input changed".into()),
-            stats: None,
-        });
-    }
-    let stats = link::link_children(
-        lake,
-        extracts,
-        pipeline,
-        &opts.pseudonymiser,
-        &inputs,
-        pipeline.linkage,
-    )
-    .await?;
-    Ok(Linkage {
-        step: step(
-            "ok",
-            format!("{} records, {} children", stats.records, stats.children),
-        ),
-        stats: Some(stats),
-    })
 }
 
 /// What every lane of a run shares.
