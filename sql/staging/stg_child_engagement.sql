@@ -28,6 +28,10 @@ days as (
         p.sustained_min_contacts - 1 as days_back
     from stg_contact_dates as d
     cross join params as p
+    -- A day from recompute_from() on looks back one window at most: earlier days cannot
+    -- change whether it is sustained (an incremental build keeps the children sustained
+    -- before then, keep_earlier in _models.toml).
+    where d.contact_date > recompute_from() - p.window_length
 ),
 
 numbered_days as (
@@ -78,4 +82,5 @@ select
     child_key,
     min(contact_date) as first_sustained_date
 from sustained
+where contact_date >= recompute_from()
 group by child_key

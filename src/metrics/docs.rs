@@ -74,7 +74,12 @@ pub fn render(project: &Path) -> Result<String> {
                 w,
                 "Incremental by `{column}`: after a night that only appended rows to the append-only \
                  tables of `sql/metrics.toml`, rows dated before the recompute date are kept \
-                 from the last build.\n"
+                 from the last build{}.\n",
+                if m.doc.keep_earlier {
+                    ", and a key already kept keeps its row (`keep_earlier`)"
+                } else {
+                    ""
+                }
             )?;
         }
         let cols = m.doc.column_docs()?;

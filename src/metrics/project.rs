@@ -47,6 +47,13 @@ pub struct ModelDoc {
     /// whole.
     #[serde(default)]
     pub incremental: Option<String>,
+    /// With `incremental`: a new row whose `unique_key` is among the kept rows is dropped,
+    /// so the kept row stands. For models that record when something first happened (one
+    /// row per key, dated by its first occurrence): a key first seen before the recompute
+    /// date keeps that date whatever happens later, and the SQL need only look at the days
+    /// that can make a new first occurrence.
+    #[serde(default)]
+    pub keep_earlier: bool,
 }
 
 /// One column's documentation and tests.
@@ -133,6 +140,13 @@ impl Project {
                 })?,
                 None => ModelDoc::default(),
             };
+            if doc.keep_earlier && (doc.incremental.is_none() || doc.unique_key.is_empty()) {
+                bail!(
+                    "{}: [{name}] sets keep_earlier, which needs incremental and unique_key \
+                     (the rows kept are matched to new ones by their unique key)",
+                    folder.join("_models.toml").display()
+                );
+            }
             models.push(Model {
                 name,
                 layer,
@@ -274,5 +288,26 @@ mod tests {
         assert_eq!(names, ["stg_children", "reach", "metric_values"]);
         let err = order(vec![m("a", "x", &["b"]), m("b", "x", &["a"])]).unwrap_err();
         assert!(err.to_string().contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn keep_earlier_needs_incremental_and_a_unique_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("firsts.sql"), "select 1 as k").unwrap();
+        let load = |doc: &str| {
+            std::fs::write(dir.path().join("_models.toml"), doc).unwrap();
+            Project::load(dir.path(), &SessionContext::new())
+        };
+        let err = load("[firsts]\nunique_key = [\"k\"]\nkeep_earlier = true\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[firsts] sets keep_earlier, which needs incremental"),
+            "{err}"
+        );
+        assert!(load("[firsts]\nincremental = \"d\"\nkeep_earlier = true\n").is_err());
+        let project =
+            load("[firsts]\nunique_key = [\"k\"]\nincremental = \"d\"\nkeep_earlier = true\n")
+                .unwrap();
+        assert!(project.get("firsts").unwrap().doc.keep_earlier);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, RecordBatch};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
@@ -295,6 +295,19 @@ async fn merge(
             m.path.display()
         );
     }
+    // A key already kept keeps its row (keep_earlier): only keys not kept are new.
+    let new = if m.doc.keep_earlier {
+        let keys: Vec<&str> = m.doc.unique_key.iter().map(String::as_str).collect();
+        // Renamed: both sides are scans of a table of the same name.
+        let kept_names: Vec<String> = keys.iter().map(|k| format!("kept_{k}")).collect();
+        let kept_keys = kept
+            .clone()
+            .select(keys.iter().zip(&kept_names).map(|(k, n)| col(*k).alias(n)))?;
+        let kept_names: Vec<&str> = kept_names.iter().map(String::as_str).collect();
+        new.join(kept_keys, JoinType::LeftAnti, &keys, &kept_names, None)?
+    } else {
+        new
+    };
     let merged = kept.union(new)?;
     let rows = merged.clone().count().await?;
     let plan = merged.logical_plan().clone();
@@ -431,10 +444,11 @@ fn code_key(models: &[Model], provided: &HashMap<&str, RecordBatch>) -> String {
     let mut parts: Vec<String> = Vec::new();
     for m in models {
         parts.push(format!(
-            "model {} {} incremental {:?}",
+            "model {} {} incremental {:?} keep_earlier {}",
             m.name,
             sha256_hex(m.sql.as_bytes()),
-            m.doc.incremental
+            m.doc.incremental,
+            m.doc.keep_earlier
         ));
     }
     let mut names: Vec<_> = provided

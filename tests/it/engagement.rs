@@ -2,13 +2,17 @@
 //! a child reaches N contact units within the sustained window (metrics.md §3.3), counted
 //! in contact days (an equi-join on the day's number) and in attendances (a range join).
 //! The window is (day − 12 months, day]: a day exactly 12 months earlier is outside it.
+//! An incremental build (from a recompute date, keeping the children sustained before it)
+//! gives the full build's answer from every date of the fixture.
 
 use std::collections::BTreeMap;
 
 use arrow::array::AsArray;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
+use earlystart::metrics::incremental::FULL_FROM;
 
 const DAYS: &str = "
     ('A', date '2024-01-10', 1), ('A', date '2024-06-01', 1), ('A', date '2025-01-09', 1),
@@ -19,8 +23,10 @@ const DAYS: &str = "
     ('E', date '2023-01-01', 1), ('E', date '2023-02-01', 1), ('E', date '2023-03-01', 1),
     ('E', date '2023-04-01', 1)";
 
-async fn first_sustained(contact_unit: &str) -> BTreeMap<String, String> {
+/// The model's rows, computed as a build from `from` does (`FULL_FROM`: a full build).
+async fn first_sustained_from(contact_unit: &str, from: NaiveDate) -> BTreeMap<String, String> {
     let ctx = SessionContext::new();
+    ctx.register_udf(earlystart::metrics::incremental::recompute_from_udf(from));
     for sql in [
         format!(
             "create table metric_params as select 3 as sustained_min_contacts, \
@@ -55,6 +61,42 @@ async fn first_sustained(contact_unit: &str) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+async fn first_sustained(contact_unit: &str) -> BTreeMap<String, String> {
+    first_sustained_from(contact_unit, FULL_FROM).await
+}
+
+/// From each day of the fixture (and the day after each): the full build's rows dated
+/// before it, plus the rows computed from it for children not among those, equal the full
+/// build; and nothing computed from it is dated earlier.
+async fn incremental_equals_full(contact_unit: &str) {
+    let full = first_sustained(contact_unit).await;
+    let days: Vec<NaiveDate> = DAYS
+        .split("date '")
+        .skip(1)
+        .map(|s| NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").unwrap())
+        .collect();
+    for from in days.iter().flat_map(|d| [*d, d.succ_opt().unwrap()]) {
+        let iso = from.to_string();
+        let new = first_sustained_from(contact_unit, from).await;
+        assert!(new.values().all(|d| *d >= iso), "from {from}: {new:?}");
+        let mut merged: BTreeMap<String, String> = full
+            .iter()
+            .filter(|(_, d)| **d < iso)
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect();
+        for (c, d) in new {
+            merged.entry(c).or_insert(d);
+        }
+        assert_eq!(merged, full, "{contact_unit} from {from}");
+    }
+}
+
+#[tokio::test]
+async fn an_incremental_build_finds_the_same_first_dates() {
+    incremental_equals_full("session_day").await;
+    incremental_equals_full("attendance").await;
 }
 
 #[tokio::test]
