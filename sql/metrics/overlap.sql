@@ -17,18 +17,6 @@ with windows as (
         and period_end >= recompute_from()
 ),
 
--- Windows start on the first of a month and end on a month end, so a family's targeted
--- months decide membership exactly, and there are far fewer of them than attendances.
-targeted_months as (
-    select distinct
-        a.family_key,
-        a.centre_id,
-        cast(date_trunc('month', a.session_date) as date) as month_start
-    from attendances as a
-    inner join activities as act on act.activity_code = a.activity_code
-    where act.service_type = 'targeted' and a.family_key is not null
-),
-
 cohort_centres as (
     select distinct
         w.period_type,
@@ -38,7 +26,8 @@ cohort_centres as (
         t.family_key,
         t.centre_id
     from windows as w
-    inner join targeted_months as t
+    -- a family's targeted months decide membership exactly (int_targeted_months)
+    inner join int_targeted_months as t
         on t.month_start between w.window_start and w.period_end
 ),
 

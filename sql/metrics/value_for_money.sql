@@ -78,22 +78,22 @@ site_contact_days as (
         and d.contact_date between s.period_start and s.period_end
 ),
 
+-- Families with targeted sessions at the site in the year: financial years start on the
+-- first of a month and end on a month end, so the family's targeted months decide it.
 site_families as (
-    select distinct s.financial_year, s.centre_id, a.family_key
+    select distinct s.financial_year, s.centre_id, t.family_key
     from site_cost as s
-    inner join attendances as a
-        on a.centre_id = s.centre_id
-        and a.session_date between s.period_start and s.period_end
-    inner join activities as act on act.activity_code = a.activity_code
-    where act.service_type = 'targeted' and a.family_key is not null
+    inner join int_targeted_months as t
+        on t.centre_id = s.centre_id
+        and t.month_start between s.period_start and s.period_end
 ),
 
 site_attendances as (
-    select s.financial_year, s.centre_id, count(*) as n
+    select s.financial_year, s.centre_id, sum(d.attendances) as n
     from site_cost as s
-    inner join attendances as a
-        on a.centre_id = s.centre_id
-        and a.session_date between s.period_start and s.period_end
+    inner join int_site_days as d
+        on d.centre_id = s.centre_id
+        and d.session_date between s.period_start and s.period_end
     group by s.financial_year, s.centre_id
 ),
 

@@ -133,6 +133,11 @@ async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
     for (name, path) in [
         ("stg_contact_dates", "sql/staging/stg_contact_dates.sql"),
         ("int_site_costs", "sql/intermediate/int_site_costs.sql"),
+        (
+            "int_targeted_months",
+            "sql/intermediate/int_targeted_months.sql",
+        ),
+        ("int_site_days", "sql/intermediate/int_site_days.sql"),
     ] {
         let df = ctx.sql(&model(path)).await.unwrap();
         ctx.register_table(name, df.into_view()).unwrap();
