@@ -15,6 +15,9 @@ with months as (
     from attendances as a
     inner join activities as act on act.activity_code = a.activity_code
     where act.service_type = 'targeted' and a.family_key is not null
+        -- a cheap first cut (a month ending on or after recompute_from() began less than a
+        -- month before it); the exact one is below
+        and a.session_date > recompute_from() - interval '1 month'
 )
 
 select distinct
