@@ -750,6 +750,9 @@ pub async fn run_metrics(
         for (name, rows, secs) in &run.models {
             t.add_row([name.clone(), rows.to_string(), format!("{secs:.2}")]);
         }
+        for name in &run.kept {
+            t.add_row([name.clone(), "-".into(), "kept".into()]);
+        }
         println!("{t}");
     }
     let values = run
@@ -758,8 +761,12 @@ pub async fn run_metrics(
         .find(|m| m.0 == "metric_values")
         .map_or(0, |m| m.1);
     let secs: f64 = run.models.iter().map(|m| m.2).sum();
+    let kept = match run.kept.len() {
+        0 => String::new(),
+        n => format!(" ({n} kept: inputs unchanged)"),
+    };
     let line = format!(
-        "{} models built in {secs:.1} s, {} data tests passed, {values} metric values; {}",
+        "{} models built in {secs:.1} s{kept}, {} data tests passed, {values} metric values; {}",
         run.models.len(),
         run.tests_run,
         run.scope,

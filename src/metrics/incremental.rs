@@ -80,6 +80,24 @@ pub struct BuildRecord {
     pub inputs: BTreeMap<String, i64>,
     /// The latest date of each append-only table the build read.
     pub last_dates: BTreeMap<String, NaiveDate>,
+    /// Each model's fingerprints and the Delta version of its table after the build (a
+    /// record from before models were kept has none: every model is built).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelRecord>,
+}
+
+/// What a build knows about one model's table, so the next build can keep it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// Digest of everything the model's rows follow from: its SQL and declarations, the
+    /// project's parameters, and the version or output digest of every table it reads.
+    pub inputs: String,
+    /// Digest of the rows it holds: of their content when the table is small, otherwise of
+    /// its inputs (equal inputs, equal rows). Models reading it use this one, so a model
+    /// rebuilt to the same small table does not rebuild what reads it.
+    pub output: String,
+    /// The Delta version of `metrics/<model>` holding those rows.
+    pub version: i64,
 }
 
 /// `recompute_from()`: the first day an incremental model computes. A constant, so the
@@ -369,6 +387,7 @@ mod tests {
                 code_key: "c".into(),
                 inputs: BTreeMap::new(),
                 last_dates: BTreeMap::new(),
+                models: BTreeMap::new(),
             },
             &scoped,
         );

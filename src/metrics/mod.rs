@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod cross_join;
 pub mod distributed;
 pub mod docs;
+pub mod fingerprint;
 pub mod incremental;
 pub mod params;
 pub mod project;

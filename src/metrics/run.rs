@@ -20,7 +20,8 @@ use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use tracing::info;
 
 use super::catalogue::Catalogue;
-use super::incremental::{self, BuildRecord, Scope};
+use super::fingerprint;
+use super::incremental::{self, BuildRecord, ModelRecord, Scope};
 use super::params::MetricParams;
 use super::project::{ColumnTest, Model, Project};
 use super::session::{LakeSession, Limits, METRICS, Stored};
@@ -35,6 +36,8 @@ pub struct MetricRun {
     pub up_to_date: bool,
     /// Each model built: name, rows, seconds.
     pub models: Vec<(String, usize, f64)>,
+    /// Models whose inputs were unchanged: their tables were kept as they were.
+    pub kept: Vec<String>,
     /// Data tests run.
     pub tests_run: usize,
     /// The run key committed with the outputs.
@@ -116,10 +119,19 @@ async fn build(
         .put_table("metric_run", run_batch.schema(), vec![run_batch.clone()])
         .await?;
     provided.insert("metric_run", run_batch);
+
+    let last = incremental::last_record(lake).await?;
+    let kept_versions = |name: &str| -> Option<(i64, i64)> {
+        let recorded = last.as_ref()?.models.get(name)?.version;
+        Some((recorded, table_version(session, name)?))
+    };
+    // Up to date: the last build had this run key, and every table it wrote is still the
+    // version it wrote (a build of other code since, or a cut-short publish, is not).
     if !opts.force
-        && lake
-            .has_transaction(METRICS, &last_table(&models), &app_id)
-            .await?
+        && last.as_ref().is_some_and(|l| l.run_key == run_key)
+        && models
+            .iter()
+            .all(|m| kept_versions(&m.name).is_some_and(|(a, b)| a == b))
     {
         info!(run_key = %&run_key[..12], "metrics are up to date; nothing recomputed");
         return Ok(MetricRun {
@@ -129,7 +141,6 @@ async fn build(
         });
     }
 
-    let last = incremental::last_record(lake).await?;
     let (mut scope, last_dates) = incremental::decide(
         lake,
         last.as_ref(),
@@ -146,12 +157,11 @@ async fn build(
         scope = Scope::Full {
             why: "incremental builds run in process only".into(),
         };
-    } else if let (Scope::From { .. }, Some(last)) = (&scope, &last) {
+    } else if let Scope::From { .. } = &scope {
         // Rows are kept from each incremental model's table as the recorded build left it:
         // a table another build wrote since (or a publish cut short) means start over.
-        let written_by_last = Some(serde_json::json!(last.run_key));
         for m in models.iter().filter(|m| m.doc.incremental.is_some()) {
-            if lake.last_commit_value(METRICS, &m.name, "run_key").await? != written_by_last {
+            if !kept_versions(&m.name).is_some_and(|(a, b)| a == b) {
                 scope = Scope::Full {
                     why: format!("metrics/{} was not written by the last build", m.name),
                 };
@@ -163,13 +173,19 @@ async fn build(
     session
         .ctx
         .register_udf(incremental::recompute_from_udf(scope.recompute_from()));
-    let record = BuildRecord {
-        run_key: run_key.clone(),
-        code_key,
-        inputs,
-        last_dates,
-    };
 
+    let provided_digests: HashMap<&str, String> = provided
+        .iter()
+        .map(|(name, batch)| (*name, batch_digest(batch)))
+        .collect();
+    let mut project_inputs: Vec<(&str, String)> = provided_digests
+        .iter()
+        .filter(|(n, _)| !BOOKKEEPING.contains(*n))
+        .map(|(n, d)| (*n, d.clone()))
+        .collect();
+    project_inputs.sort();
+    let base = fingerprint::base_key(&project_inputs);
+    let mut records: BTreeMap<String, ModelRecord> = BTreeMap::new();
     let mut built: Vec<(String, Output)> = Vec::new();
     let mut out = MetricRun {
         run_key: run_key.clone(),
@@ -178,6 +194,24 @@ async fn build(
     };
     for (i, m) in models.iter().enumerate() {
         let started = Instant::now();
+        let model_inputs =
+            fingerprint::model_inputs(&base, m, session, &records, &provided_digests);
+        // Inputs as at the table's last build: building it again would give the same rows.
+        if let Some(kept) = last.as_ref().and_then(|l| l.models.get(&m.name))
+            && !opts.force
+            && kept.inputs == model_inputs
+            && table_version(session, &m.name) == Some(kept.version)
+        {
+            info!(
+                model = %m.name,
+                version = kept.version,
+                step = format!("{}/{}", i + 1, models.len()),
+                "model kept: its inputs are unchanged"
+            );
+            out.kept.push(m.name.clone());
+            records.insert(m.name.clone(), kept.clone());
+            continue;
+        }
         // An incremental model keeps its last build's rows dated before the recompute date
         // (read before the new rows replace the table's name in the session).
         let kept = match (&scope, &m.doc.incremental) {
@@ -204,15 +238,52 @@ async fn build(
             .materialize(&m.name, df)
             .await
             .with_context(|| format!("{}: the query failed", m.path.display()))?;
-        let (rows, output) = match kept {
-            None => (stored.rows, Output::Stored(stored)),
+        let (rows, output, new_rows) = match kept {
+            None => (stored.rows, Output::Stored(stored), None),
             Some((column, from, kept)) => {
                 let merged = merge(session, m, column, from, kept).await?;
-                (merged.rows, Output::Merged(merged.plan))
+                (
+                    merged.rows,
+                    Output::Merged(merged.plan),
+                    Some(merged.new_rows),
+                )
             }
         };
         let query_secs = started.elapsed().as_secs_f64();
-        out.tests_run += test_model(session, m).await?;
+        // Tables a kept row's relationships still hold against: unchanged since the build
+        // that tested it.
+        let unchanged: BTreeSet<&str> = out
+            .kept
+            .iter()
+            .map(String::as_str)
+            .chain(
+                provided
+                    .keys()
+                    .copied()
+                    .filter(|n| !BOOKKEEPING.contains(n)),
+            )
+            .collect();
+        out.tests_run += test_model(session, m, new_rows.as_deref(), &unchanged).await?;
+        if let Some(n) = &new_rows {
+            let _ = session.ctx.deregister_table(n.as_str())?;
+        }
+        let digest = if rows <= fingerprint::CONTENT_DIGEST_ROWS {
+            let df = session.ctx.table(m.name.as_str()).await?;
+            format!(
+                "content {}",
+                fingerprint::content_digest(&session.collect(df).await?)?
+            )
+        } else {
+            format!("inputs {model_inputs}")
+        };
+        records.insert(
+            m.name.clone(),
+            ModelRecord {
+                inputs: model_inputs,
+                output: digest,
+                version: -1,
+            },
+        );
         let secs = started.elapsed().as_secs_f64();
         info!(
             model = %m.name,
@@ -225,36 +296,77 @@ async fn build(
         out.models.push((m.name.clone(), rows, secs));
         built.push((m.name.clone(), output));
     }
-    // Publish every table but the last model a few at a time (each commit is mostly
-    // waiting on storage), then the last one: it carries the run key that says the whole
-    // set is complete (see the up-to-date check above), so it must land after the rest.
-    // The build record goes last of all: the next build keeps rows from these tables.
+    // Publish every table a few at a time (each commit is mostly waiting on storage), then
+    // the build record: it says the set is complete (see the up-to-date check above), and
+    // the next build keeps tables at the versions it names.
     let meta = HashMap::from([("run_key".to_string(), serde_json::json!(run_key))]);
     let publish = publish_context(lake);
-    let last = built.pop();
-    let mut commits: Vec<futures::future::BoxFuture<'_, Result<i64>>> = Vec::new();
+    let mut commits: Vec<futures::future::BoxFuture<'_, Result<(String, i64)>>> = Vec::new();
+    let app_id = app_id.as_str();
     for (name, batch) in provided {
-        commits.push(publish_batch(lake, name, batch, &app_id, meta.clone()).boxed());
+        let meta = meta.clone();
+        commits.push(
+            async move {
+                let version = publish_batch(lake, name, batch, app_id, meta).await?;
+                Ok((name.to_string(), version))
+            }
+            .boxed(),
+        );
     }
     for (name, output) in built {
-        commits.push(publish_output(lake, &publish, name, output, &app_id, meta.clone()).boxed());
+        let (meta, publish) = (meta.clone(), &publish);
+        commits.push(
+            async move {
+                let version =
+                    publish_output(lake, publish, name.clone(), output, app_id, meta).await?;
+                Ok((name, version))
+            }
+            .boxed(),
+        );
     }
-    futures::stream::iter(commits)
+    let versions: HashMap<String, i64> = futures::stream::iter(commits)
         .buffer_unordered(4)
-        .try_collect::<Vec<i64>>()
+        .try_collect()
         .await?;
-    if let Some((name, output)) = last {
-        publish_output(lake, &publish, name, output, &app_id, meta.clone()).await?;
+    for (name, record) in records.iter_mut() {
+        if let Some(v) = versions.get(name) {
+            record.version = *v;
+        }
     }
+    // Models outside this build (`--select`) keep their entries: their tables are as the
+    // recorded build left them, which the next build checks by version.
+    if let Some(last) = &last {
+        for (name, record) in &last.models {
+            records
+                .entry(name.clone())
+                .or_insert_with(|| record.clone());
+        }
+    }
+    let record = BuildRecord {
+        run_key: run_key.clone(),
+        code_key,
+        inputs,
+        last_dates,
+        models: records,
+    };
     publish_batch(
         lake,
         "metric_build",
         incremental::build_table(&record, &scope),
-        &app_id,
+        app_id,
         meta,
     )
     .await?;
     Ok(out)
+}
+
+/// The Delta version of `metrics/<name>` the session reads, if it has that table.
+fn table_version(session: &LakeSession, name: &str) -> Option<i64> {
+    session
+        .tables
+        .iter()
+        .find(|e| e.name == name && e.area == METRICS)
+        .map(|e| e.version)
 }
 
 /// Where a model's output is until it is published.
@@ -265,10 +377,12 @@ enum Output {
     Merged(LogicalPlan),
 }
 
-/// A merged incremental model: its plan and row count.
+/// A merged incremental model: its plan and row count, and the name under which its new
+/// rows alone are registered (for the data tests).
 struct Merged {
     plan: LogicalPlan,
     rows: usize,
+    new_rows: String,
 }
 
 /// Puts the rows kept from the last build beside the new ones under the model's name, after
@@ -308,14 +422,22 @@ async fn merge(
     } else {
         new
     };
-    let merged = kept.union(new)?;
+    let merged = kept.union(new.clone())?;
     let rows = merged.clone().count().await?;
     let plan = merged.logical_plan().clone();
+    let new_rows = format!("{}__new_rows", m.name);
+    session
+        .ctx
+        .register_table(new_rows.as_str(), new.into_view())?;
     let _ = session.ctx.deregister_table(m.name.as_str())?;
     session
         .ctx
         .register_table(m.name.as_str(), merged.into_view())?;
-    Ok(Merged { plan, rows })
+    Ok(Merged {
+        plan,
+        rows,
+        new_rows,
+    })
 }
 
 /// `column < from`, the rows an incremental model keeps from its last build.
@@ -427,13 +549,6 @@ fn check_inputs(
     Ok(())
 }
 
-fn last_table(models: &[Model]) -> String {
-    models
-        .last()
-        .map(|m| m.name.clone())
-        .unwrap_or_else(|| "metric_params".into())
-}
-
 /// Tables the project provides that do not change what it computes: the run's id and the
 /// record of the build.
 const BOOKKEEPING: [&str; 2] = ["metric_run", "metric_build"];
@@ -528,7 +643,19 @@ fn batch_digest(batch: &RecordBatch) -> String {
 
 /// Runs a model's sidecar tests; returns how many ran. Any failure is an error naming the
 /// model, column, test and a few offending values.
-async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
+///
+/// In an incremental build (`new_rows` names the rows computed this time), a test whose
+/// verdict on the kept rows cannot have changed reads the new rows only: the kept rows
+/// passed it when they were built. That holds for `not_null` and `accepted_values`; for
+/// `unique` and `unique_key` when kept and new keys cannot meet (the key holds the
+/// incremental date, or the model keeps earlier keys, `keep_earlier`); and for
+/// `relationships` to a table in `unchanged`. Other tests read the whole table.
+async fn test_model(
+    session: &LakeSession,
+    m: &Model,
+    new_rows: Option<&str>,
+    unchanged: &BTreeSet<&str>,
+) -> Result<usize> {
     let columns: Vec<String> = session
         .ctx
         .table(m.name.as_str())
@@ -541,7 +668,19 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
     let mut failures = Vec::new();
     let mut run = 0;
     let quoted = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
-    let t = quoted(&m.name);
+    let whole = quoted(&m.name);
+    let new = new_rows.map(quoted);
+    // Kept and new rows cannot share a key: the kept ones are dated before the recompute
+    // date and the new ones on or after it, or the new ones were cut to keys not kept.
+    let keys_apart = |key: &[String]| {
+        (m.doc.keep_earlier && m.doc.unique_key.iter().all(|k| key.contains(k)))
+            || m.doc.incremental.as_ref().is_some_and(|c| key.contains(c))
+    };
+    // The table a test reads: the new rows when `sound` says their verdict is the whole's.
+    let rows = |sound: bool| match (&new, sound) {
+        (Some(n), true) => n.clone(),
+        _ => whole.clone(),
+    };
     for (column, doc) in m.doc.column_docs()? {
         if !columns.contains(&column) {
             failures.push(format!("column {column:?} is documented but not produced"));
@@ -553,13 +692,17 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
             let (label, sql) = match test {
                 ColumnTest::Named(n) if n == "not_null" => (
                     "not_null".to_string(),
-                    format!("select 'null' from {t} where {c} is null limit 5"),
+                    format!(
+                        "select 'null' from {} where {c} is null limit 5",
+                        rows(true)
+                    ),
                 ),
                 ColumnTest::Named(n) if n == "unique" => (
                     "unique".to_string(),
                     format!(
-                        "select cast({c} as varchar) from {t} where {c} is not null \
-                         group by {c} having count(*) > 1 limit 5"
+                        "select cast({c} as varchar) from {} where {c} is not null \
+                         group by {c} having count(*) > 1 limit 5",
+                        rows(keys_apart(std::slice::from_ref(&column)))
                     ),
                 ),
                 ColumnTest::Named(n) => bail!(
@@ -576,8 +719,9 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
                     (
                         "accepted_values".to_string(),
                         format!(
-                            "select distinct cast({c} as varchar) from {t} \
-                             where {c} is not null and cast({c} as varchar) not in ({list}) limit 5"
+                            "select distinct cast({c} as varchar) from {} \
+                             where {c} is not null and cast({c} as varchar) not in ({list}) limit 5",
+                            rows(true)
                         ),
                     )
                 }
@@ -593,9 +737,10 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
                         // Distinct values first, then an anti join: the big table is
                         // never the hash join's build side.
                         format!(
-                            "select cast(d.v as varchar) from (select distinct {c} as v from {t} \
+                            "select cast(d.v as varchar) from (select distinct {c} as v from {} \
                              where {c} is not null) as d where not exists (select 1 from {} as o \
                              where o.{} = d.v) limit 5",
+                            rows(unchanged.contains(other)),
                             quoted(other),
                             quoted(other_col)
                         ),
@@ -623,13 +768,14 @@ async fn test_model(session: &LakeSession, m: &Model) -> Result<usize> {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "select concat_ws('|', {}) from {t} group by {key} having count(*) > 1 limit 5",
+            "select concat_ws('|', {}) from {} group by {key} having count(*) > 1 limit 5",
             m.doc
                 .unique_key
                 .iter()
                 .map(|c| format!("coalesce(cast({} as varchar), 'NULL')", quoted(c)))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            rows(keys_apart(&m.doc.unique_key))
         );
         let bad = first_column_values(&session.query(&sql).await?);
         if !bad.is_empty() {

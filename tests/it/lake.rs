@@ -224,8 +224,32 @@ async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
         person_link
     );
     // The metrics see the new version and rebuild only from the new day on; the tables
-    // equal a full build's, and a second build finds nothing to do.
-    assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
+    // equal a full build's, and a second build finds nothing to do. Models that read no
+    // attendances, directly or through a table that changed, are kept as they were.
+    let incremental = assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
+    for kept in [
+        "stg_hv_cohorts",
+        "health_visiting",
+        "social_care",
+        "early_help",
+    ] {
+        assert!(
+            incremental.kept.iter().any(|k| k == kept),
+            "{kept}: {:?}",
+            incremental.kept
+        );
+    }
+    let built: Vec<&str> = incremental.models.iter().map(|m| m.0.as_str()).collect();
+    // stg_periods reads attendances and is rebuilt, to the same rows: what reads it is not.
+    for rebuilt in [
+        "stg_periods",
+        "stg_contact_days",
+        "reach",
+        "value_for_money",
+        "metric_values",
+    ] {
+        assert!(built.contains(&rebuilt), "{rebuilt}: {built:?}");
+    }
     assert!(
         run(&lake, &project, &MetricOptions::default())
             .await
@@ -243,26 +267,7 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
     let dir = tempfile::tempdir().unwrap();
     let extracts = dir.path().join("extracts");
     generate(Scale::Tiny, 8, false, &extracts).unwrap();
-    // Hold back the last day's attendances (31 March: the end of a quarter and a year).
-    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
-    let mut lines = all.lines();
-    let header = lines.next().unwrap();
-    let date = header.split(',').position(|c| c == "session_date").unwrap();
-    let (mut before, mut day) = (format!("{header}\n"), format!("{header}\n"));
-    for line in lines {
-        let target = if line.split(',').nth(date) == Some("2025-03-31") {
-            &mut day
-        } else {
-            &mut before
-        };
-        target.push_str(line);
-        target.push('\n');
-    }
-    assert!(
-        day.lines().count() > 1,
-        "the generated data has 31 March sessions"
-    );
-    std::fs::write(extracts.join("attendances.csv"), before).unwrap();
+    let day = hold_back_the_last_day(&extracts);
     let lake_dir = dir.path().join("lake");
     run_nightly(&extracts, &lake_dir).await;
     let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
@@ -293,6 +298,156 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
         after.scope,
         "full build (curated/hv_contacts changed and is not declared append-only)"
     );
+}
+
+/// Takes the attendances of the last day (31 March: the end of a quarter and a year) out
+/// of the extract and returns them as a file of their own, with the header.
+fn hold_back_the_last_day(extracts: &std::path::Path) -> String {
+    let all = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let date = header.split(',').position(|c| c == "session_date").unwrap();
+    let (mut before, mut day) = (format!("{header}\n"), format!("{header}\n"));
+    for line in lines {
+        let target = if line.split(',').nth(date) == Some("2025-03-31") {
+            &mut day
+        } else {
+            &mut before
+        };
+        target.push_str(line);
+        target.push('\n');
+    }
+    assert!(
+        day.lines().count() > 1,
+        "the generated data has 31 March sessions"
+    );
+    std::fs::write(extracts.join("attendances.csv"), before).unwrap();
+    day
+}
+
+/// In an incremental build the data tests read the new rows (the kept ones passed them
+/// when they were built): a new row that breaks one stops the build, and nothing is
+/// published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_row_that_fails_a_data_test_stops_an_incremental_build() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 11, false, &extracts).unwrap();
+    let day = hold_back_the_last_day(&extracts);
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
+    std::fs::copy(
+        crate::support::project().join("sql/catalogue.toml"),
+        project.join("sql/catalogue.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/metrics.toml"),
+        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
+    )
+    .unwrap();
+    // Sessions per day, flagged "late" from 31 March on: the flag's accepted values are
+    // "ok" only, which every day before passes.
+    std::fs::write(
+        project.join("sql/mine/daily.sql"),
+        "select session_date, count(*) as sessions, \
+         case when session_date >= date '2025-03-31' then 'late' else 'ok' end as flag \
+         from attendances where session_date >= recompute_from() group by session_date\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/mine/_models.toml"),
+        "[daily]\nincremental = \"session_date\"\nunique_key = [\"session_date\"]\n\
+         [daily.columns.flag]\ntests = [\"not_null\", { accepted_values = [\"ok\"] }]\n",
+    )
+    .unwrap();
+    let first = run(&lake, &project, &MetricOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.tests_run, 3);
+    let version = lake
+        .table(METRICS, "daily")
+        .await
+        .unwrap()
+        .unwrap()
+        .version();
+
+    std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    let err = run(&lake, &project, &MetricOptions::default())
+        .await
+        .expect_err("the new day's rows are flagged late");
+    let text = format!("{err:#}");
+    assert!(text.contains("daily.sql"), "{text}");
+    assert!(
+        text.contains("flag: accepted_values failed, e.g. [\"late\"]"),
+        "{text}"
+    );
+    assert_eq!(
+        lake.table(METRICS, "daily")
+            .await
+            .unwrap()
+            .unwrap()
+            .version(),
+        version,
+        "nothing was published"
+    );
+}
+
+/// An analyst edits one model: that model is rebuilt (a full build: the SQL changed), the
+/// models that read nothing it changed are kept, and changing it back rebuilds it again
+/// rather than taking the first build's key for "up to date".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_model_is_rebuilt_and_the_models_it_does_not_feed_are_kept() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 10, false, &extracts).unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let project = dir.path().join("project");
+    for file in walk(&crate::support::project().join("sql")) {
+        let target = project.join(file.strip_prefix(crate::support::project()).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+    let opts = MetricOptions::default();
+    let first = run(&lake, &project, &opts).await.unwrap();
+    assert!(first.kept.is_empty(), "{:?}", first.kept);
+    let version = |name: &'static str| {
+        let lake = lake.clone();
+        async move { lake.table(METRICS, name).await.unwrap().unwrap().version() }
+    };
+    let health_visiting = version("health_visiting").await;
+
+    let sql = project.join("sql/metrics/early_help.sql");
+    let original = std::fs::read_to_string(&sql).unwrap();
+    std::fs::write(&sql, format!("-- reviewed\n{original}")).unwrap();
+    let edited = run(&lake, &project, &opts).await.unwrap();
+    assert_eq!(
+        edited.scope,
+        "full build (the SQL, its declarations or its parameters changed)"
+    );
+    let built: Vec<&str> = edited.models.iter().map(|m| m.0.as_str()).collect();
+    // The comment leaves early_help's rows as they were (a small table, digested by
+    // content), so only what reads the run id is built besides it.
+    assert_eq!(built, ["early_help", "metric_values", "lot_kpis"]);
+    assert_eq!(edited.kept.len(), first.models.len() - 3);
+    assert_eq!(version("health_visiting").await, health_visiting);
+
+    std::fs::write(&sql, original).unwrap();
+    let reverted = run(&lake, &project, &opts).await.unwrap();
+    assert!(!reverted.up_to_date, "the tables hold the edited build");
+    let built: Vec<&str> = reverted.models.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(built, ["early_help", "metric_values", "lot_kpis"]);
+    assert!(run(&lake, &project, &opts).await.unwrap().up_to_date);
 }
 
 /// An analyst's model that declares `incremental` but does not filter on
@@ -370,7 +525,10 @@ async fn an_incremental_model_that_computes_earlier_rows_is_refused() {
 /// March, and those of a copy taken before (at `copy`) from scratch; every metric table must
 /// hold the same rows. Left out: the build record, and `run_id` (kept rows name the build
 /// that computed them).
-async fn assert_incremental_equals_full(lake_dir: &std::path::Path, copy: &std::path::Path) {
+async fn assert_incremental_equals_full(
+    lake_dir: &std::path::Path,
+    copy: &std::path::Path,
+) -> earlystart::metrics::run::MetricRun {
     use earlystart::metrics::run::{MetricOptions, run};
     use earlystart::metrics::session::{METRICS, list_tables};
     for file in walk(lake_dir) {
@@ -425,6 +583,7 @@ async fn assert_incremental_equals_full(lake_dir: &std::path::Path, copy: &std::
             "metrics/{table}: incremental build differs from a full one"
         );
     }
+    incremental
 }
 
 /// A lake whose quarantine was written before rows carried their centre and date (an
