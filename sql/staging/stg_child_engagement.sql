@@ -17,6 +17,13 @@ with params as (
     from metric_params
 ),
 
+-- Only a child with a contact day from recompute_from() on can have a sustained day then.
+recent_children as (
+    select distinct child_key
+    from stg_contact_dates
+    where contact_date >= recompute_from()
+),
+
 days as (
     select
         d.child_key,
@@ -26,7 +33,8 @@ days as (
         -- computed here: DataFusion 55 drops an ON condition that names a third table
         d.contact_date - p.window_length as window_start,
         p.sustained_min_contacts - 1 as days_back
-    from stg_contact_dates as d
+    from recent_children as r
+    inner join stg_contact_dates as d on d.child_key = r.child_key
     cross join params as p
     -- A day from recompute_from() on looks back one window at most: earlier days cannot
     -- change whether it is sustained (an incremental build keeps the children sustained

@@ -121,17 +121,17 @@ async fn build(
     provided.insert("metric_run", run_batch);
 
     let last = incremental::last_record(lake).await?;
-    let kept_versions = |name: &str| -> Option<(i64, i64)> {
-        let recorded = last.as_ref()?.models.get(name)?.version;
-        Some((recorded, table_version(session, name)?))
+    // The model's table is the version the last build recorded for it.
+    let as_recorded = |name: &str| {
+        last.as_ref()
+            .and_then(|l| l.models.get(name))
+            .is_some_and(|r| table_version(session, name) == Some(r.version))
     };
     // Up to date: the last build had this run key, and every table it wrote is still the
     // version it wrote (a build of other code since, or a cut-short publish, is not).
     if !opts.force
         && last.as_ref().is_some_and(|l| l.run_key == run_key)
-        && models
-            .iter()
-            .all(|m| kept_versions(&m.name).is_some_and(|(a, b)| a == b))
+        && models.iter().all(|m| as_recorded(&m.name))
     {
         info!(run_key = %&run_key[..12], "metrics are up to date; nothing recomputed");
         return Ok(MetricRun {
@@ -161,7 +161,7 @@ async fn build(
         // Rows are kept from each incremental model's table as the recorded build left it:
         // a table another build wrote since (or a publish cut short) means start over.
         for m in models.iter().filter(|m| m.doc.incremental.is_some()) {
-            if !kept_versions(&m.name).is_some_and(|(a, b)| a == b) {
+            if !as_recorded(&m.name) {
                 scope = Scope::Full {
                     why: format!("metrics/{} was not written by the last build", m.name),
                 };
