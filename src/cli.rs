@@ -369,6 +369,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                         memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
                         ..Limits::metrics()
                     },
+                    ..MetricOptions::default()
                 };
                 run_metrics(&cli.project, &Lake::open(&lake)?, &opts, true)
                     .await

@@ -326,6 +326,9 @@ impl Lake {
 
     /// As [`Lake::replace`], with the rows streamed from a DataFusion plan executed in
     /// `ctx` (a table of any size, never whole in memory).
+    /// `target_file_size` cuts the rows into files of about that size, in the plan's order
+    /// (deltalake's default otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub async fn replace_plan(
         &self,
         area: &str,
@@ -334,13 +337,64 @@ impl Lake {
         ctx: &SessionContext,
         app_id: &str,
         metadata: HashMap<String, serde_json::Value>,
+        target_file_size: Option<std::num::NonZeroU64>,
     ) -> Result<i64> {
         self.overwrite(area, name, app_id, metadata, |t| {
-            t.write(Vec::new())
+            let write = t
+                .write(Vec::new())
                 .with_input_plan(plan)
-                .with_session_state(Arc::new(ctx.state()))
+                .with_session_state(Arc::new(ctx.state()));
+            match target_file_size {
+                Some(size) => write.with_target_file_size(Some(size)),
+                None => write,
+            }
         })
         .await
+    }
+
+    /// Replaces the rows of an existing table that match `predicate` with the rows `plan`
+    /// produces (each of which must match it too), in one commit recording `app_id` (Delta's
+    /// replaceWhere). Files whose statistics show no matching row are left as they are;
+    /// files holding some are rewritten without them. The table keeps its schema.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn replace_where_plan(
+        &self,
+        area: &str,
+        name: &str,
+        plan: datafusion::logical_expr::LogicalPlan,
+        predicate: datafusion::prelude::Expr,
+        ctx: &SessionContext,
+        app_id: &str,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<i64> {
+        let table = self
+            .table(area, name)
+            .await?
+            .with_context(|| format!("{area}/{name} does not exist: nothing to replace rows of"))?;
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, 1));
+        let table = table
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(Arc::new(ctx.state()))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate)
+            .with_commit_properties(props)
+            .with_writer_properties(writer_properties())
+            .await
+            .with_context(|| {
+                format!("commit to {area}/{name} failed; the previous version is unchanged")
+            })?;
+        Ok(table.version().map_or(0, |v| v as i64))
+    }
+
+    /// How many data files the latest version of a table has (`None` for no table).
+    pub async fn file_count(&self, area: &str, name: &str) -> Result<Option<usize>> {
+        let Some(table) = self.table(area, name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(table.snapshot()?.log_data().num_files()))
     }
 
     /// Replaces a table's contents and schema with what `input`'s write produces, in one

@@ -57,6 +57,10 @@ pub struct MetricOptions {
     pub force: bool,
     /// Where the queries run (in process, or a Ballista cluster).
     pub engine: Engine,
+    /// An incremental model's table that has this many files is written whole again, in
+    /// order of its date column (a compaction), instead of having its newest rows replaced:
+    /// each incremental build adds a file or two.
+    pub compact_at: usize,
 }
 
 impl Default for MetricOptions {
@@ -66,6 +70,7 @@ impl Default for MetricOptions {
             limits: Limits::metrics(),
             force: false,
             engine: Engine::Local,
+            compact_at: 64,
         }
     }
 }
@@ -239,13 +244,21 @@ async fn build(
             .await
             .with_context(|| format!("{}: the query failed", m.path.display()))?;
         let (rows, output, new_rows) = match kept {
-            None => (stored.rows, Output::Stored(stored), None),
+            None => (
+                stored.rows,
+                Output::Stored {
+                    stored,
+                    sorted_by: m.doc.incremental.clone(),
+                },
+                None,
+            ),
             Some((column, from, kept)) => {
                 let merged = merge(session, m, column, from, kept).await?;
+                let new_rows = merged.new_rows.clone();
                 (
                     merged.rows,
-                    Output::Merged(merged.plan),
-                    Some(merged.new_rows),
+                    Output::Merged(Box::new(merged)),
+                    Some(new_rows),
                 )
             }
         };
@@ -317,8 +330,16 @@ async fn build(
         let (meta, publish) = (meta.clone(), &publish);
         commits.push(
             async move {
-                let version =
-                    publish_output(lake, publish, name.clone(), output, app_id, meta).await?;
+                let version = publish_output(
+                    lake,
+                    publish,
+                    name.clone(),
+                    output,
+                    app_id,
+                    meta,
+                    opts.compact_at,
+                )
+                .await?;
                 Ok((name, version))
             }
             .boxed(),
@@ -371,19 +392,36 @@ fn table_version(session: &LakeSession, name: &str) -> Option<i64> {
 
 /// Where a model's output is until it is published.
 enum Output {
-    /// All of it, as the run's Parquet files.
-    Stored(Stored),
+    /// All of it, as the run's Parquet files; an incremental model's are published in
+    /// order of its date column (see [`CLUSTERED_FILE_SIZE`]).
+    Stored {
+        stored: Stored,
+        sorted_by: Option<String>,
+    },
     /// The kept rows of the last build and the new rows (an incremental model).
-    Merged(LogicalPlan),
+    Merged(Box<Merged>),
 }
 
-/// A merged incremental model: its plan and row count, and the name under which its new
-/// rows alone are registered (for the data tests).
+/// A merged incremental model.
 struct Merged {
+    /// The kept rows and the new ones.
     plan: LogicalPlan,
+    /// The new rows alone.
+    new_plan: LogicalPlan,
+    /// Rows in all.
     rows: usize,
+    /// The name under which the new rows are registered (for the data tests).
     new_rows: String,
+    /// The model's date column and the recompute date: the new rows are those dated on or
+    /// after it.
+    column: String,
+    from: chrono::NaiveDate,
 }
+
+/// An incremental model's table is written in order of its date column, cut into files of
+/// about this size, so that the next incremental build's replacement of the rows from its
+/// recompute date rewrites the last file or two, not the table.
+const CLUSTERED_FILE_SIZE: std::num::NonZeroU64 = std::num::NonZeroU64::new(2 << 20).unwrap();
 
 /// Puts the rows kept from the last build beside the new ones under the model's name, after
 /// checking that the model computed no row before the recompute date (its SQL must filter on
@@ -425,6 +463,7 @@ async fn merge(
     let merged = kept.union(new.clone())?;
     let rows = merged.clone().count().await?;
     let plan = merged.logical_plan().clone();
+    let new_plan = new.logical_plan().clone();
     let new_rows = format!("{}__new_rows", m.name);
     session
         .ctx
@@ -435,8 +474,11 @@ async fn merge(
         .register_table(m.name.as_str(), merged.into_view())?;
     Ok(Merged {
         plan,
+        new_plan,
         rows,
         new_rows,
+        column: column.to_string(),
+        from,
     })
 }
 
@@ -455,17 +497,74 @@ async fn publish_output(
     output: Output,
     app_id: &str,
     meta: HashMap<String, serde_json::Value>,
+    compact_at: usize,
 ) -> Result<i64> {
-    let plan = match output {
-        Output::Stored(stored) => {
-            let files = super::distributed::listing_table(stored.files, stored.schema)?;
-            LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?.build()?
-        }
-        Output::Merged(plan) => plan,
+    let in_order = |plan: LogicalPlan, column: &str| {
+        LogicalPlanBuilder::from(plan)
+            .sort(vec![col(column).sort(true, true)])?
+            .build()
     };
-    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta)
-        .await
-        .with_context(|| format!("cannot publish metrics/{name}"))
+    let published = match output {
+        Output::Stored { stored, sorted_by } => {
+            let files = super::distributed::listing_table(stored.files, stored.schema)?;
+            let plan = LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?
+                .build()?;
+            match sorted_by {
+                Some(column) => {
+                    let plan = in_order(plan, &column)?;
+                    lake.replace_plan(
+                        METRICS,
+                        &name,
+                        plan,
+                        publish,
+                        app_id,
+                        meta,
+                        Some(CLUSTERED_FILE_SIZE),
+                    )
+                    .await
+                }
+                None => {
+                    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta, None)
+                        .await
+                }
+            }
+        }
+        Output::Merged(merged) => {
+            let files = lake.file_count(METRICS, &name).await?.unwrap_or(0);
+            if files >= compact_at {
+                let plan = in_order(merged.plan, &merged.column)?;
+                lake.replace_plan(
+                    METRICS,
+                    &name,
+                    plan,
+                    publish,
+                    app_id,
+                    meta,
+                    Some(CLUSTERED_FILE_SIZE),
+                )
+                .await
+            } else {
+                // The rows dated from the recompute date on (and any undated ones, which no
+                // build keeps) give way to the new rows.
+                let replaced = col(merged.column.as_str())
+                    .gt_eq(lit(ScalarValue::Date32(Some(
+                        crate::sources::builder::date32(merged.from),
+                    ))))
+                    .or(col(merged.column.as_str()).is_null());
+                lake.replace_where_plan(
+                    METRICS,
+                    &name,
+                    merged.new_plan,
+                    replaced,
+                    publish,
+                    app_id,
+                    meta,
+                )
+                .await
+            }
+        }
+    };
+    published.with_context(|| format!("cannot publish metrics/{name}"))
 }
 
 async fn publish_batch(

@@ -399,6 +399,121 @@ async fn a_new_row_that_fails_a_data_test_stops_an_incremental_build() {
     );
 }
 
+/// An incremental model's table takes each night's new rows as a file of their own (the
+/// rows from the recompute date on are replaced, the rest left as written); at
+/// `compact_at` files it is written whole again, in date order. Either way it holds what
+/// a full build computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_table_takes_new_files_until_it_is_compacted() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 12, false, &extracts).unwrap();
+    let day = hold_back_the_last_day(&extracts);
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
+    std::fs::copy(
+        crate::support::project().join("sql/catalogue.toml"),
+        project.join("sql/catalogue.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/metrics.toml"),
+        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/mine/daily.sql"),
+        "select session_date, count(*) as sessions from attendances \
+         where session_date >= recompute_from() group by session_date\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/mine/_models.toml"),
+        "[daily]\nincremental = \"session_date\"\nunique_key = [\"session_date\"]\n",
+    )
+    .unwrap();
+    // Sessions per day as the lake's attendances say, and as the model's table says.
+    let expected = || async {
+        let session = earlystart::metrics::session::LakeSession::open(
+            &lake,
+            earlystart::metrics::session::Limits::metrics(),
+            0.95,
+        )
+        .await
+        .unwrap();
+        let sql = |table: &str| {
+            format!(
+                "select cast(session_date as varchar) as d, count(*) from {table} \
+                 group by session_date order by d"
+            )
+        };
+        let mut want =
+            crate::support::rows_text(&session.query(&sql("attendances")).await.unwrap());
+        let got = crate::support::rows_text(
+            &session
+                .query("select cast(session_date as varchar) as d, sessions from daily order by d")
+                .await
+                .unwrap(),
+        );
+        want.sort();
+        (want, got)
+    };
+    let opts = MetricOptions::default();
+    run(&lake, &project, &opts).await.unwrap();
+    let files = lake.file_count(METRICS, "daily").await.unwrap().unwrap();
+
+    std::fs::write(extracts.join("attendances_20250331.csv"), &day).unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    let second = run(&lake, &project, &opts).await.unwrap();
+    assert!(
+        second
+            .scope
+            .starts_with("incremental build from 2025-03-31"),
+        "{}",
+        second.scope
+    );
+    // The earlier days' files stay as they were; 31 March is a file of its own.
+    assert_eq!(
+        lake.file_count(METRICS, "daily").await.unwrap(),
+        Some(files + 1)
+    );
+    let (want, got) = expected().await;
+    assert_eq!(got, want);
+
+    // More sessions on 31 March: the day's file is replaced, and at the limit the table
+    // is written whole again.
+    let mut lines = day.lines();
+    let header = lines.next().unwrap();
+    let late: String = lines
+        .take(3)
+        .map(|l| format!("{}\n", l.replacen(',', "X,", 1)))
+        .collect();
+    std::fs::write(
+        extracts.join("attendances_20250331_late.csv"),
+        format!("{header}\n{late}"),
+    )
+    .unwrap();
+    run_nightly(&extracts, &lake_dir).await;
+    let compact = MetricOptions {
+        compact_at: files + 1,
+        ..MetricOptions::default()
+    };
+    let third = run(&lake, &project, &compact).await.unwrap();
+    assert!(
+        third.scope.starts_with("incremental build from 2025-03-31"),
+        "{}",
+        third.scope
+    );
+    assert_eq!(lake.file_count(METRICS, "daily").await.unwrap(), Some(1));
+    let (want, got) = expected().await;
+    assert_eq!(got, want);
+}
+
 /// An analyst edits one model: that model is rebuilt (a full build: the SQL changed), the
 /// models that read nothing it changed are kept, and changing it back rebuilds it again
 /// rather than taking the first build's key for "up to date".
