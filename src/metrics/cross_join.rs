@@ -64,20 +64,25 @@ impl PhysicalOptimizerRule for SmallSideBuilds {
             let Some(join) = node.downcast_ref::<CrossJoinExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let Some(right) = rows(join.right()).get_value().copied() else {
+            let right = rows(join.right());
+            let Some(right_rows) = right.get_value().copied() else {
                 return Ok(Transformed::no(node));
             };
-            if right > SMALL_ROWS {
+            if right_rows > SMALL_ROWS {
                 return Ok(Transformed::no(node));
             }
-            // Only a left side known to be as small stays the build side. An estimate is
-            // not enough: after joins on dates DataFusion can estimate a few rows for a
-            // side of hundreds of thousands (a reach model's population was left as the
-            // build side in some runs and not others, 0.7 s against 4–5 s), while building
-            // a small right side costs nothing even when the left is small too.
-            if let Precision::Exact(left) = rows(join.left())
-                && left <= right
-            {
+            // A left side as small stays the build side. Against a right side known
+            // exactly (a VALUES list, metric_params), only a left side known exactly: after
+            // joins on dates DataFusion can estimate a few rows for a side of hundreds of
+            // thousands (a reach model's population was left as the build side in some
+            // runs and not others, 0.7 s against 4–5 s). Against an estimated right side,
+            // an estimate will do: that side may be the big one.
+            let left_as_small = match (rows(join.left()), right) {
+                (Precision::Exact(left), _) => left <= right_rows,
+                (Precision::Inexact(left), Precision::Inexact(_)) => left <= right_rows,
+                _ => false,
+            };
+            if left_as_small {
                 return Ok(Transformed::no(node));
             }
             Ok(Transformed::yes(join.swap_inputs()?))
