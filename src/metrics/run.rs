@@ -652,10 +652,12 @@ fn check_inputs(
 /// record of the build.
 const BOOKKEEPING: [&str; 2] = ["metric_run", "metric_build"];
 
-/// Everything a build's figures follow from except the data: every model's SQL and
-/// incremental declaration, and the provided tables (parameters, catalogue).
+/// Everything a build's figures follow from except the data: the program's version, every
+/// model's SQL and incremental declaration, and the provided tables (parameters, catalogue).
 fn code_key(models: &[Model], provided: &HashMap<&str, RecordBatch>) -> String {
-    let mut parts: Vec<String> = Vec::new();
+    // The program too: a release may change a function the SQL calls, and rows an
+    // incremental build keeps must have been computed by this one.
+    let mut parts: Vec<String> = vec![format!("earlystart {}", env!("CARGO_PKG_VERSION"))];
     for m in models {
         parts.push(format!(
             "model {} {} incremental {:?} keep_earlier {}",
