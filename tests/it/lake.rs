@@ -148,6 +148,33 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Copies every file under `from` to the same place under `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+/// An analyst's project of one model, `sql/mine/daily.sql` with its sidecar, over the
+/// shipped catalogue, with the attendances declared append-only by session date.
+fn one_model_project(project: &std::path::Path, sql: &str, sidecar: &str) {
+    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
+    std::fs::copy(
+        crate::support::project().join("sql/catalogue.toml"),
+        project.join("sql/catalogue.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sql/metrics.toml"),
+        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("sql/mine/daily.sql"), sql).unwrap();
+    std::fs::write(project.join("sql/mine/_models.toml"), sidecar).unwrap();
+}
+
 /// The next night's export: `rows` attendances on 31 March in a file of their own, taken from
 /// existing rows (same people and centres) moved to that date with new ids.
 fn send_a_day_of_attendances(extracts: &std::path::Path, rows: usize) {
@@ -340,32 +367,16 @@ async fn a_new_row_that_fails_a_data_test_stops_an_incremental_build() {
     run_nightly(&extracts, &lake_dir).await;
     let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
     let project = dir.path().join("project");
-    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
-    std::fs::copy(
-        crate::support::project().join("sql/catalogue.toml"),
-        project.join("sql/catalogue.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/metrics.toml"),
-        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
-    )
-    .unwrap();
     // Sessions per day, flagged "late" from 31 March on: the flag's accepted values are
     // "ok" only, which every day before passes.
-    std::fs::write(
-        project.join("sql/mine/daily.sql"),
+    one_model_project(
+        &project,
         "select session_date, count(*) as sessions, \
          case when session_date >= date '2025-03-31' then 'late' else 'ok' end as flag \
          from attendances where session_date >= recompute_from() group by session_date\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/mine/_models.toml"),
         "[daily]\nincremental = \"session_date\"\nunique_key = [\"session_date\"]\n\
          [daily.columns.flag]\ntests = [\"not_null\", { accepted_values = [\"ok\"] }]\n",
-    )
-    .unwrap();
+    );
     let first = run(&lake, &project, &MetricOptions::default())
         .await
         .unwrap();
@@ -415,28 +426,12 @@ async fn an_incremental_table_takes_new_files_until_it_is_compacted() {
     run_nightly(&extracts, &lake_dir).await;
     let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
     let project = dir.path().join("project");
-    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
-    std::fs::copy(
-        crate::support::project().join("sql/catalogue.toml"),
-        project.join("sql/catalogue.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/metrics.toml"),
-        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/mine/daily.sql"),
+    one_model_project(
+        &project,
         "select session_date, count(*) as sessions from attendances \
          where session_date >= recompute_from() group by session_date\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/mine/_models.toml"),
         "[daily]\nincremental = \"session_date\"\nunique_key = [\"session_date\"]\n",
-    )
-    .unwrap();
+    );
     // Sessions per day as the lake's attendances say, and as the model's table says.
     let expected = || async {
         let session = earlystart::metrics::session::LakeSession::open(
@@ -528,11 +523,7 @@ async fn an_edited_model_is_rebuilt_and_the_models_it_does_not_feed_are_kept() {
     run_nightly(&extracts, &lake_dir).await;
     let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
     let project = dir.path().join("project");
-    for file in walk(&crate::support::project().join("sql")) {
-        let target = project.join(file.strip_prefix(crate::support::project()).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
+    copy_tree(&crate::support::project().join("sql"), &project.join("sql"));
     let opts = MetricOptions::default();
     let first = run(&lake, &project, &opts).await.unwrap();
     assert!(first.kept.is_empty(), "{:?}", first.kept);
@@ -581,27 +572,11 @@ async fn an_incremental_model_that_computes_earlier_rows_is_refused() {
 
     // A project of one model: sessions per day, declared incremental, computed for every day.
     let project = dir.path().join("project");
-    std::fs::create_dir_all(project.join("sql/mine")).unwrap();
-    std::fs::copy(
-        crate::support::project().join("sql/catalogue.toml"),
-        project.join("sql/catalogue.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/metrics.toml"),
-        "[incremental]\nappend_only = { attendances = \"session_date\" }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/mine/daily.sql"),
+    one_model_project(
+        &project,
         "select session_date, count(*) as sessions from attendances group by session_date\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.join("sql/mine/_models.toml"),
         "[daily]\nincremental = \"session_date\"\n",
-    )
-    .unwrap();
+    );
     let first = run(&lake, &project, &MetricOptions::default())
         .await
         .unwrap();
@@ -646,11 +621,7 @@ async fn assert_incremental_equals_full(
 ) -> earlystart::metrics::run::MetricRun {
     use earlystart::metrics::run::{MetricOptions, run};
     use earlystart::metrics::session::{METRICS, list_tables};
-    for file in walk(lake_dir) {
-        let target = copy.join(file.strip_prefix(lake_dir).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
+    copy_tree(lake_dir, copy);
     let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
     let full = Lake::open(&copy.to_string_lossy()).unwrap();
     let incremental = run(&lake, &crate::support::project(), &MetricOptions::default())
