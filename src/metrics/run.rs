@@ -504,45 +504,25 @@ async fn publish_output(
             .sort(vec![col(column).sort(true, true)])?
             .build()
     };
-    let published = match output {
+    // The whole table, as a plan and the file size it is cut into (date order for an
+    // incremental model); or, for a merged model short of a compaction, its new rows alone.
+    let (plan, file_size) = match output {
         Output::Stored { stored, sorted_by } => {
             let files = super::distributed::listing_table(stored.files, stored.schema)?;
             let plan = LogicalPlanBuilder::scan(name.as_str(), provider_as_source(files), None)?
                 .build()?;
             match sorted_by {
-                Some(column) => {
-                    let plan = in_order(plan, &column)?;
-                    lake.replace_plan(
-                        METRICS,
-                        &name,
-                        plan,
-                        publish,
-                        app_id,
-                        meta,
-                        Some(CLUSTERED_FILE_SIZE),
-                    )
-                    .await
-                }
-                None => {
-                    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta, None)
-                        .await
-                }
+                Some(column) => (in_order(plan, &column)?, Some(CLUSTERED_FILE_SIZE)),
+                None => (plan, None),
             }
         }
         Output::Merged(merged) => {
             let files = lake.file_count(METRICS, &name).await?.unwrap_or(0);
             if files >= compact_at {
-                let plan = in_order(merged.plan, &merged.column)?;
-                lake.replace_plan(
-                    METRICS,
-                    &name,
-                    plan,
-                    publish,
-                    app_id,
-                    meta,
+                (
+                    in_order(merged.plan, &merged.column)?,
                     Some(CLUSTERED_FILE_SIZE),
                 )
-                .await
             } else {
                 // The rows dated from the recompute date on (and any undated ones, which no
                 // build keeps) give way to the new rows.
@@ -551,20 +531,24 @@ async fn publish_output(
                         crate::sources::builder::date32(merged.from),
                     ))))
                     .or(col(merged.column.as_str()).is_null());
-                lake.replace_where_plan(
-                    METRICS,
-                    &name,
-                    merged.new_plan,
-                    replaced,
-                    publish,
-                    app_id,
-                    meta,
-                )
-                .await
+                return lake
+                    .replace_where_plan(
+                        METRICS,
+                        &name,
+                        merged.new_plan,
+                        replaced,
+                        publish,
+                        app_id,
+                        meta,
+                    )
+                    .await
+                    .with_context(|| format!("cannot publish metrics/{name}"));
             }
         }
     };
-    published.with_context(|| format!("cannot publish metrics/{name}"))
+    lake.replace_plan(METRICS, &name, plan, publish, app_id, meta, file_size)
+        .await
+        .with_context(|| format!("cannot publish metrics/{name}"))
 }
 
 async fn publish_batch(
