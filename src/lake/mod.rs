@@ -66,6 +66,29 @@ pub fn writer_properties() -> WriterProperties {
     props.build()
 }
 
+/// Commits an overwriting write (the whole table, or the rows its replaceWhere predicate
+/// matches) in one commit recording `app_id`; returns the new version.
+async fn commit_overwrite(
+    area: &str,
+    name: &str,
+    write: deltalake::operations::write::WriteBuilder,
+    app_id: &str,
+    metadata: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    let props = CommitProperties::default()
+        .with_metadata(metadata)
+        .with_application_transaction(Transaction::new(app_id, 1));
+    let table = write
+        .with_save_mode(SaveMode::Overwrite)
+        .with_commit_properties(props)
+        .with_writer_properties(writer_properties())
+        .await
+        .with_context(|| {
+            format!("commit to {area}/{name} failed; the previous version is unchanged")
+        })?;
+    Ok(table.version().map_or(0, |v| v as i64))
+}
+
 /// Columns written without min/max statistics. Pseudonyms are uniformly spread hashes and
 /// the file checksum is one value per file, so their ranges never let a reader skip a row
 /// group; keeping them costs two 64-byte comparisons per value, a visible share of ingest.
@@ -371,22 +394,12 @@ impl Lake {
             .table(area, name)
             .await?
             .with_context(|| format!("{area}/{name} does not exist: nothing to replace rows of"))?;
-        let props = CommitProperties::default()
-            .with_metadata(metadata)
-            .with_application_transaction(Transaction::new(app_id, 1));
-        let table = table
+        let write = table
             .write(Vec::new())
             .with_input_plan(plan)
             .with_session_state(Arc::new(ctx.state()))
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(predicate)
-            .with_commit_properties(props)
-            .with_writer_properties(writer_properties())
-            .await
-            .with_context(|| {
-                format!("commit to {area}/{name} failed; the previous version is unchanged")
-            })?;
-        Ok(table.version().map_or(0, |v| v as i64))
+            .with_replace_where(predicate);
+        commit_overwrite(area, name, write, app_id, metadata).await
     }
 
     /// How many data files the latest version of a table has (`None` for no table).
@@ -413,19 +426,9 @@ impl Lake {
             // crash between two commits) never sees it existing but empty.
             None => self.builder(self.table_url(area, name))?.build()?,
         };
-        let props = CommitProperties::default()
-            .with_metadata(metadata)
-            .with_application_transaction(Transaction::new(app_id, 1));
-        let table = input(table)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .with_commit_properties(props)
-            .with_writer_properties(writer_properties())
-            .await
-            .with_context(|| {
-                format!("commit to {area}/{name} failed; the previous version is unchanged")
-            })?;
-        Ok(table.version().map_or(0, |v| v as i64))
+        let write =
+            input(table).with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        commit_overwrite(area, name, write, app_id, metadata).await
     }
 
     /// Loads a table, creating it empty (with `partition_by`) when it does not exist yet.
