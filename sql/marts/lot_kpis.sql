@@ -20,10 +20,13 @@ with kpis as (
     where k.lot <> '*' or c.lot is not null
 ),
 
+-- The period ends of each KPI's period type (distinct first: joining every metric value
+-- to every KPI before the distinct made this model take a second at county scale).
 ends as (
-    select distinct k.lot, k.kpi_id, v.period_end
+    select distinct k.lot, k.kpi_id, p.period_end
     from kpis as k
-    inner join metric_values as v on v.period_type = k.period_type
+    inner join (select distinct period_type, period_end from metric_values) as p
+        on p.period_type = k.period_type
 ),
 
 valued as (

@@ -6,7 +6,14 @@
 -- over all such rows read; only the quarantine of files whose rows are in the lake now
 -- counts (a replaced snapshot's rejections go with it). A row naming no known centre counts
 -- for the deployment only; a row whose date does not parse cannot be placed in a period.
-with registered as (
+--
+-- Only the periods ending on or after recompute_from(): an incremental build keeps the
+-- earlier ones (every period in a full build; see [incremental] in sql/metrics.toml).
+with periods as (
+    select * from stg_periods where period_end >= recompute_from()
+),
+
+registered as (
     select
         pr.period_type,
         pr.period_start,
@@ -17,7 +24,7 @@ with registered as (
         min(reg.lsoa11) as lsoa11,
         min(reg.lsoa21) as lsoa21,
         bool_or(reg.lsoa11 is not null or reg.lsoa21 is not null) as placed_in_lsoa
-    from stg_periods as pr
+    from periods as pr
     inner join stg_registered_children as reg on reg.registration_date <= pr.period_end
     group by pr.period_type, pr.period_start, pr.period_end, reg.child_key
 ),
@@ -81,7 +88,7 @@ dq02_fine as (
         coalesce(c.centre_id, '') as centre_id,
         sum(m.quarantined) as quarantined,
         sum(m.rows_read) as rows_read
-    from stg_periods as pr
+    from periods as pr
     inner join centre_months as m
         on m.month_start between
             case when pr.period_type = 'rolling12' then pr.window_start else pr.period_start end

@@ -8,6 +8,12 @@
 -- the interval of a mean). SR-15 compares GLD of pupils whose linked child had sustained
 -- centre engagement before Reception began (1 September) with all other pupils: an
 -- association, not an effect.
+--
+-- Only the academic years beginning on or after recompute_from() (every year in a full
+-- build). A year that began earlier cannot change with data dated from then on: its
+-- engagement breakdown asks whether sustained engagement began before the year did, and
+-- an incremental build keeps every first-sustained date before the recompute date. So
+-- this model is incremental by period_start, not period_end.
 with results as (
     select
         e.*,
@@ -17,6 +23,7 @@ with results as (
         ) as pick
     from eyfsp as e
     where e.complete
+        and make_date(cast(substr(e.academic_year, 1, 4) as int), 9, 1) >= recompute_from()
 ),
 
 pupils as (
