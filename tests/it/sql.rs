@@ -180,6 +180,28 @@ fn queries_are_limited_in_time_and_spill_under_the_memory_limit() {
 }
 
 #[test]
+fn a_query_that_outgrows_the_memory_pool_says_which_setting_to_raise() {
+    // A hash join's build side cannot spill: three million keys do not fit in 8 MiB.
+    let out = sql(&[
+        "--memory-limit",
+        "8MiB",
+        "-c",
+        "select count(*) from generate_series(1, 3000000) as a \
+         inner join generate_series(1, 3000000) as b on a.value = b.value",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-c:1: the statement failed"), "{err}");
+    assert!(
+        err.contains("more memory than the session's pool of 8 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("--memory-limit 32MiB"), "{err}");
+    // DataFusion's own account (the top consumers) once, not once per layer of the plan.
+    assert_eq!(err.matches("Failed to allocate").count(), 1, "{err}");
+}
+
+#[test]
 fn the_prompt_takes_multi_line_statements_and_keeps_history() {
     use std::io::Write as _;
     let home = tempfile::tempdir().unwrap();
