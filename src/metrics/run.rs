@@ -17,14 +17,14 @@ use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::catalogue::Catalogue;
 use super::fingerprint;
 use super::incremental::{self, BuildRecord, ModelRecord, Scope};
 use super::params::MetricParams;
 use super::project::{ColumnTest, Model, Project};
-use super::session::{LakeSession, Limits, METRICS, Stored};
+use super::session::{LakeSession, Limits, METRICS, Stored, is_out_of_memory};
 use crate::ballista::Engine;
 use crate::lake::Lake;
 use crate::reference::sha256_hex;
@@ -235,14 +235,7 @@ async fn build(
             }
             _ => None,
         };
-        let df = session
-            .plan(&m.sql)
-            .await
-            .with_context(|| format!("{}: cannot plan the query", m.path.display()))?;
-        let stored = session
-            .materialize(&m.name, df)
-            .await
-            .with_context(|| format!("{}: the query failed", m.path.display()))?;
+        let stored = run_query(session, m).await?;
         let (rows, output, new_rows) = match kept {
             None => (
                 stored.rows,
@@ -416,6 +409,33 @@ struct Merged {
     /// after it.
     column: String,
     from: chrono::NaiveDate,
+}
+
+/// Plans and runs a model's query into the session's spill folder. A query that ran out of
+/// the memory pool runs once more before the build fails: how much DataFusion 55 accounts to
+/// a repartition's buffered batches depends on how its tasks were scheduled, so the same
+/// query on the same data can fail once and pass the next time (one of seventeen county
+/// builds ran out of the 12 GiB pool with a repartition holding 11.3 GB of it; a build's
+/// real peak is under 2.1 GiB).
+async fn run_query(session: &LakeSession, m: &Model) -> Result<Stored> {
+    let mut retried = false;
+    loop {
+        let df = session
+            .plan(&m.sql)
+            .await
+            .with_context(|| format!("{}: cannot plan the query", m.path.display()))?;
+        match session.materialize(&m.name, df).await {
+            Ok(stored) => return Ok(stored),
+            Err(e) if !retried && is_out_of_memory(&e) => {
+                warn!(model = %m.name, error = %e, "model ran out of the memory pool; running it once more");
+                retried = true;
+            }
+            Err(e) => {
+                let again = if retried { " (twice)" } else { "" };
+                return Err(e.context(format!("{}: the query failed{again}", m.path.display())));
+            }
+        }
+    }
 }
 
 /// An incremental model's table is written in order of its date column, cut into files of

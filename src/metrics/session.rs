@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
@@ -267,7 +267,7 @@ impl LakeSession {
             }
             (None, Some(spill)) => {
                 let dir = spill.path().join(name);
-                let write = spill_parquet(df, &dir, logical);
+                let write = spill_parquet(df, &dir, logical, self.limits.memory_bytes);
                 match tokio::time::timeout(self.limits.timeout, write).await {
                     Ok(r) => r?,
                     Err(_) => bail!(
@@ -337,31 +337,52 @@ impl LakeSession {
     }
 }
 
-/// A failed query's error. The two failures that come from the memory pool rather than the
-/// SQL say what to do: DataFusion's own message names the consumers but not the setting, and
-/// reaches the reader three times over (each layer of the plan repeats it).
+/// A query ran out of the session's memory pool (DataFusion's `ResourcesExhausted`, or the
+/// panic DataFusion 55 can raise instead of it). Its message says which setting to raise;
+/// [`is_out_of_memory`] finds it under any context.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the query needs more memory than the session's pool of {pool_mib} MiB (DataFusion \
+     counts hash tables and sorts at several times the memory they use): raise it with \
+     --memory-limit, e.g. --memory-limit {}MiB, or cut the rows and columns down before the \
+     joins and groupings. DataFusion said: {detail}",
+    pool_mib * 4
+)]
+pub struct OutOfMemory {
+    /// The session's pool.
+    pub pool_mib: usize,
+    /// DataFusion's account: the top consumers and the allocation that failed.
+    pub detail: String,
+}
+
+/// Whether `e`, or an error it wraps, is [`OutOfMemory`].
+pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<OutOfMemory>())
+}
+
+/// A failed query's error: [`OutOfMemory`] when the pool ran out, which DataFusion's own
+/// message does not name a setting for and repeats once per layer of the plan; otherwise
+/// DataFusion's error as it is.
 fn query_failure(e: DataFusionError, pool_bytes: usize) -> anyhow::Error {
     let pool_mib = pool_bytes >> 20;
     if let DataFusionError::ResourcesExhausted(detail) = e.find_root() {
-        return anyhow!(
-            "the query needs more memory than the session's pool of {pool_mib} MiB \
-             (DataFusion counts hash tables and sorts at several times the memory they use): \
-             raise it with --memory-limit, e.g. --memory-limit {}MiB, or cut the rows and \
-             columns down before the joins and groupings. DataFusion said: {detail}",
-            pool_mib * 4
-        );
+        return OutOfMemory {
+            pool_mib,
+            detail: detail.clone(),
+        }
+        .into();
     }
-    let text = e.to_string();
     // DataFusion 55 can execute a repartition's output twice after its pool ran out, and
-    // panics instead of reporting the memory error (seen on a county-scale query at a
+    // then panics instead of reporting the memory error (seen on a county-scale query at a
     // 4 GiB pool; the same query completes at 12 GiB).
-    if text.contains("partition not used yet") {
-        return anyhow!(
-            "DataFusion failed inside the query (a repartition panicked: \"partition not used \
-             yet\"). This DataFusion version does so when the memory pool runs out part-way; \
-             the session's pool is {pool_mib} MiB: try --memory-limit {}MiB",
-            pool_mib * 4
-        );
+    if e.to_string().contains("partition not used yet") {
+        return OutOfMemory {
+            pool_mib,
+            detail: "a repartition panicked (\"partition not used yet\"), as this DataFusion \
+                     version does when the pool runs out part-way"
+                .into(),
+        }
+        .into();
     }
     e.into()
 }
@@ -388,7 +409,12 @@ async fn put_table(
 /// Streams `df` into Parquet files under `dir` (emptied first), one per output partition
 /// so that later scans run on every core. Compression is light: the files live only until
 /// the run publishes them.
-async fn spill_parquet(df: DataFrame, dir: &std::path::Path, logical: SchemaRef) -> Result<Stored> {
+async fn spill_parquet(
+    df: DataFrame,
+    dir: &std::path::Path,
+    logical: SchemaRef,
+    pool_bytes: usize,
+) -> Result<Stored> {
     use datafusion::config::TableParquetOptions;
     use datafusion::dataframe::DataFrameWriteOptions;
     if dir.exists() {
@@ -401,7 +427,8 @@ async fn spill_parquet(df: DataFrame, dir: &std::path::Path, logical: SchemaRef)
     let path = format!("{}/", dir.display());
     let counts = df
         .write_parquet(&path, DataFrameWriteOptions::new(), Some(options))
-        .await?;
+        .await
+        .map_err(|e| query_failure(e, pool_bytes))?;
     let rows = counts
         .first()
         .and_then(|b| {

@@ -410,6 +410,45 @@ async fn a_new_row_that_fails_a_data_test_stops_an_incremental_build() {
     );
 }
 
+/// A model that runs out of the memory pool runs once more (DataFusion's accounting of the
+/// same query varies from run to run), and if it fails again the build stops with an error
+/// that says so and names the setting; nothing is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_runs_out_of_memory_runs_once_more_then_fails_naming_the_limit() {
+    use earlystart::metrics::run::{MetricOptions, run};
+    use earlystart::metrics::session::{Limits, METRICS, is_out_of_memory};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+    let project = dir.path().join("project");
+    // A hash join's build side cannot spill: a million keys do not fit in 4 MiB.
+    one_model_project(
+        &project,
+        "with a as (select unnest(range(0, 1000000)) as value), \
+         b as (select unnest(range(0, 1000000)) as value) \
+         select a.value from a inner join b on a.value = b.value\n",
+        "[daily]\n",
+    );
+    let options = MetricOptions {
+        limits: Limits {
+            memory_bytes: 4 << 20,
+            ..Limits::metrics()
+        },
+        ..MetricOptions::default()
+    };
+    let err = run(&lake, &project, &options)
+        .await
+        .expect_err("the join needs more than 4 MiB");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("daily.sql: the query failed (twice)"),
+        "{text}"
+    );
+    assert!(text.contains("the session's pool of 4 MiB"), "{text}");
+    assert!(text.contains("--memory-limit 16MiB"), "{text}");
+    assert!(is_out_of_memory(&err));
+    assert!(lake.table(METRICS, "daily").await.unwrap().is_none());
+}
+
 /// An incremental model's table takes each night's new rows as a file of their own (the
 /// rows from the recompute date on are replaced, the rest left as written); at
 /// `compact_at` files it is written whole again, in date order. Either way it holds what
