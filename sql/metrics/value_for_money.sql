@@ -70,14 +70,6 @@ site_registered as (
         and c.date_of_birth + interval '5 years' > s.period_end
 ),
 
-site_contact_days as (
-    select s.financial_year, s.centre_id, d.child_key, d.contact_date, d.attendances
-    from site_cost as s
-    inner join stg_contact_days as d
-        on d.centre_id = s.centre_id
-        and d.contact_date between s.period_start and s.period_end
-),
-
 -- Families with targeted sessions at the site in the year: financial years start on the
 -- first of a month and end on a month end, so the family's targeted months decide it.
 site_families as (
@@ -103,14 +95,16 @@ registered as (
     inner join placed as p on p.financial_year = r.financial_year and p.centre_id = r.centre_id
 ),
 
--- Contact days per person and geography (the same day at two sites of a geography is one
--- contact day there). Nearly every child-day is at one centre (stg_contact_dates.centres =
--- 1): those are counted per site and child first and then added up over each geography's
--- sites; only the rare days at two or more centres are spread over geographies and
--- compared date by date. Spreading every contact day over every geography made this the
--- widest aggregation of the catalogue.
-one_site_days as (
-    select s.financial_year, s.centre_id, d.child_key, count(*) as days
+-- Contact units per child and geography: contact days (the same day at two sites of a
+-- geography is one contact day there) and attendances (each is one row of the extract, so
+-- they add up across sites as they are). Nearly every child-day is at one centre
+-- (stg_contact_dates.centres = 1): those are counted per site and child, then added up over
+-- each geography's sites. Only the rare days at two or more centres are read site by site
+-- and spread over the geographies, where they are compared date by date. Spreading every
+-- contact day over every geography made this the widest aggregation of the catalogue.
+one_site_units as (
+    select s.financial_year, s.centre_id, d.child_key, count(*) as days,
+        sum(d.attendances) as attendances
     from stg_contact_dates as d
     inner join site_cost as s
         on s.centre_id = d.centre_id
@@ -119,55 +113,56 @@ one_site_days as (
     group by s.financial_year, s.centre_id, d.child_key
 ),
 
-several_site_days as (
-    select distinct p.financial_year, p.geography_type, p.geography_code, d.child_key,
-        d.contact_date
-    from stg_contact_dates as c
-    inner join site_contact_days as d
-        on d.child_key = c.child_key
-        and d.contact_date = c.contact_date
-    inner join placed as p on p.financial_year = d.financial_year and p.centre_id = d.centre_id
+several_site_rows as (
+    select s.financial_year, s.centre_id, d.child_key, d.contact_date, d.attendances
+    from stg_contact_days as d
+    inner join stg_contact_dates as c
+        on c.child_key = d.child_key
+        and c.contact_date = d.contact_date
+    inner join site_cost as s
+        on s.centre_id = d.centre_id
+        and d.contact_date between s.period_start and s.period_end
     where c.centres > 1
 ),
 
-geography_days as (
-    select p.financial_year, p.geography_type, p.geography_code, o.child_key, o.days
-    from one_site_days as o
-    inner join placed as p on p.financial_year = o.financial_year and p.centre_id = o.centre_id
-    union all
-    select financial_year, geography_type, geography_code, child_key, count(*) as days
-    from several_site_days
-    group by financial_year, geography_type, geography_code, child_key
-),
-
--- Attendances add up across sites as they are (each is one row of the extract).
-geography_attendances as (
+several_site_units as (
     select p.financial_year, p.geography_type, p.geography_code, d.child_key,
-        sum(d.attendances) as attendances
-    from (
-        select financial_year, centre_id, child_key, sum(attendances) as attendances
-        from site_contact_days
-        group by financial_year, centre_id, child_key
-    ) as d
+        count(distinct d.contact_date) as days, sum(d.attendances) as attendances
+    from several_site_rows as d
     inner join placed as p on p.financial_year = d.financial_year and p.centre_id = d.centre_id
     group by 1, 2, 3, 4
 ),
 
 contact_units as (
-    select
-        a.financial_year,
-        a.geography_type,
-        a.geography_code,
-        a.child_key,
-        coalesce(sum(g.days), 0) as days,
-        min(a.attendances) as attendances
-    from geography_attendances as a
-    left join geography_days as g
-        on g.financial_year = a.financial_year
-        and g.geography_type = a.geography_type
-        and g.geography_code = a.geography_code
-        and g.child_key = a.child_key
+    select financial_year, geography_type, geography_code, child_key, sum(days) as days,
+        sum(attendances) as attendances
+    from (
+        select p.financial_year, p.geography_type, p.geography_code, o.child_key, o.days,
+            o.attendances
+        from one_site_units as o
+        inner join placed as p
+            on p.financial_year = o.financial_year and p.centre_id = o.centre_id
+        union all
+        select * from several_site_units
+    ) as u
     group by 1, 2, 3, 4
+),
+
+-- VFM-02 and VFM-03 counted in one pass over the children (a second reference to
+-- contact_units would compute it again).
+unit_counts as (
+    select
+        cu.financial_year,
+        cu.geography_type,
+        cu.geography_code,
+        count(*) as contacted,
+        count(*) filter (
+            where case when params.contact_unit = 'attendance' then cu.attendances
+                else cu.days end >= params.sustained_min_contacts
+        ) as sustained
+    from contact_units as cu
+    cross join params
+    group by 1, 2, 3
 ),
 
 attendance_rows as (
@@ -250,15 +245,9 @@ denominators as (
     select financial_year, geography_type, geography_code, 'VFM-01' as metric_id, count(*) as n
     from registered group by 1, 2, 3
     union all
-    select financial_year, geography_type, geography_code, 'VFM-02', count(*)
-    from contact_units group by 1, 2, 3
-    union all
-    select cu.financial_year, cu.geography_type, cu.geography_code, 'VFM-03', count(*)
-    from contact_units as cu
-    cross join params
-    where case when params.contact_unit = 'attendance' then cu.attendances else cu.days end
-        >= params.sustained_min_contacts
-    group by 1, 2, 3
+    select financial_year, geography_type, geography_code,
+        unnest(['VFM-02', 'VFM-03']), unnest([contacted, sustained])
+    from unit_counts
     union all
     select financial_year, geography_type, geography_code, 'VFM-04', n from attendance_rows
     union all
