@@ -153,7 +153,7 @@ geography_members as (
             when 'eh_area' then p.eh_area
             when 'lot' then p.lot
         end as geography_code
-    from family_services as f
+    from cohort as f
     left join family_places as p on p.family_key = f.family_key
     cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
@@ -177,12 +177,19 @@ family_groups as (
     where p.deprivation_band = 'most_deprived_30'
 ),
 
+-- Every family with targeted sessions at any time: the breakdowns are per family, and the
+-- counts below keep only each window's cohort (deriving them from the cohort's services
+-- would compute those again for each reference).
+targeted_families as (
+    select distinct family_key from int_targeted_months
+),
+
 breakdown_members as (
-    select distinct f.family_key, 'all' as breakdown_type, 'all' as breakdown_value
-    from family_services as f
+    select family_key, 'all' as breakdown_type, 'all' as breakdown_value
+    from targeted_families
     union all
-    select distinct f.family_key, 'deprivation', coalesce(p.deprivation_band, 'unknown')
-    from family_services as f
+    select f.family_key, 'deprivation', coalesce(p.deprivation_band, 'unknown')
+    from targeted_families as f
     left join family_places as p on p.family_key = f.family_key
     union all
     select family_key, 'target_group', group_code from family_groups
