@@ -7,8 +7,9 @@
 //! The recompute date is the earliest of:
 //! - the earliest date among the appended rows (from the Delta add actions' statistics,
 //!   so no data is read to decide), and
-//! - the day after the latest date the last build saw, because the set of periods and
-//!   whether each is complete follow the latest date with data.
+//! - the day after the latest date the last build saw in the tables that end the periods
+//!   (`period_tables`), because the set of periods and whether each is complete follow
+//!   the latest date with data.
 //!
 //! Everything else is a full build, with the reason recorded: no earlier build, a change
 //! to the SQL or its parameters, a table that changed and is not append-only, rows removed
@@ -27,6 +28,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 use datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 
+use super::params::Incremental;
 use crate::lake::Lake;
 
 /// The first day a full build recomputes from: before any data.
@@ -228,15 +230,17 @@ fn date_range(stats: &str, column: &str) -> Option<(NaiveDate, NaiveDate)> {
 }
 
 /// Decides the scope of a build from the last build's record and the lake as it is now.
-/// `inputs` are the `area/table` versions this build reads; `append_only` maps a table
-/// name to its date column.
+/// `inputs` are the `area/table` versions this build reads; `declared` is `[incremental]`
+/// of `metrics.toml` (append-only tables with their date columns, and which of them end
+/// the periods).
 pub async fn decide(
     lake: &Lake,
     last: Option<&BuildRecord>,
     code_key: &str,
     inputs: &BTreeMap<String, i64>,
-    append_only: &BTreeMap<String, String>,
+    declared: &Incremental,
 ) -> Result<(Scope, BTreeMap<String, NaiveDate>)> {
+    let append_only = &declared.append_only;
     let full = |why: String| Scope::Full { why };
     let mut last_dates = BTreeMap::new();
     // The latest dates are recorded whatever the scope: the next build needs them.
@@ -333,7 +337,14 @@ pub async fn decide(
     };
     // Periods (and whether each is complete) follow the latest date with data: a new
     // latest date can complete a period that ended before the first new row.
-    let previous_latest = last.last_dates.values().max().copied();
+    let previous_latest = last
+        .last_dates
+        .iter()
+        .filter(|(table, _)| {
+            declared.period_tables.is_empty() || declared.period_tables.contains(*table)
+        })
+        .map(|(_, date)| *date)
+        .max();
     match previous_latest {
         Some(latest) => from = from.min(latest.succ_opt().unwrap_or(latest)),
         None => {

@@ -173,6 +173,12 @@ impl Default for Periods {
 pub struct Incremental {
     /// Tables that only ever grow, each with the date column that places a row in time.
     pub append_only: std::collections::BTreeMap<String, String>,
+    /// The append-only tables whose latest date ends the reporting periods (`stg_periods`
+    /// reads it): a new latest date there can complete a period that ended before the first
+    /// new row. Empty: every append-only table. A table that only records rows about others
+    /// (the quarantine, dated by the rejected row's own date, which may be anything) must not
+    /// be one, or its oldest date would hold every build back to it.
+    pub period_tables: Vec<String>,
 }
 
 impl MetricParams {
@@ -233,6 +239,14 @@ impl MetricParams {
         )?;
         if self.reach.sustained_min_contacts < 1 || self.reach.sustained_window_months < 1 {
             bail!("reach.sustained_min_contacts and sustained_window_months must be at least 1");
+        }
+        if let Some(t) = self
+            .incremental
+            .period_tables
+            .iter()
+            .find(|t| !self.incremental.append_only.contains_key(*t))
+        {
+            bail!("incremental.period_tables names {t:?}, which is not in append_only");
         }
         if !(0.5..1.0).contains(&self.stats.confidence) {
             bail!(
@@ -342,5 +356,14 @@ mod tests {
                 .contains("contact_unit")
         );
         assert!(toml::from_str::<MetricParams>("[reach]\ntypo = 1\n").is_err());
+        let stray: MetricParams = toml::from_str(
+            "[incremental]\nappend_only = { attendances = \"session_date\" }\n\
+             period_tables = [\"quarantine\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            stray.check().unwrap_err().to_string(),
+            "incremental.period_tables names \"quarantine\", which is not in append_only"
+        );
     }
 }

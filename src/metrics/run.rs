@@ -146,14 +146,8 @@ async fn build(
         });
     }
 
-    let (mut scope, last_dates) = incremental::decide(
-        lake,
-        last.as_ref(),
-        &code_key,
-        &inputs,
-        &params.incremental.append_only,
-    )
-    .await?;
+    let (mut scope, last_dates) =
+        incremental::decide(lake, last.as_ref(), &code_key, &inputs, &params.incremental).await?;
     if opts.force {
         scope = Scope::Full {
             why: "--force".into(),

@@ -253,7 +253,8 @@ async fn a_night_with_one_new_day_of_attendances_reads_only_that_file() {
     // The metrics see the new version and rebuild only from the new day on; the tables
     // equal a full build's, and a second build finds nothing to do. Models that read no
     // attendances, directly or through a table that changed, are kept as they were.
-    let incremental = assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
+    let incremental =
+        assert_incremental_equals_full(&lake_dir, &dir.path().join("full"), ONE_NEW_DAY).await;
     for kept in [
         "stg_hv_cohorts",
         "health_visiting",
@@ -306,7 +307,7 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
 
     std::fs::write(extracts.join("attendances_20250331.csv"), day).unwrap();
     run_nightly(&extracts, &lake_dir).await;
-    assert_incremental_equals_full(&lake_dir, &dir.path().join("full")).await;
+    assert_incremental_equals_full(&lake_dir, &dir.path().join("full"), ONE_NEW_DAY).await;
 
     // A new health visiting snapshot (one contact fewer) is not an append: a late contact
     // can change an earlier cohort's figures, so the next build is a full one.
@@ -325,6 +326,74 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
         after.scope,
         "full build (curated/hv_contacts changed and is not declared append-only)"
     );
+}
+
+/// A night whose new file has a rejected row stays incremental: the quarantine only grows,
+/// by that row dated by its own session date (DQ-02 counts it in the periods of that date),
+/// and the build equals a full one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
+    use earlystart::metrics::session::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 9, false, &extracts).unwrap();
+    let day = hold_back_the_last_day(&extracts);
+    // A row without its person_id (rule E001) in the first extract, dated in the last
+    // quarter: the quarantine exists before tonight (one new since the last build would
+    // make a full build), and one more tonight.
+    let without_person = |text: &str, on: &str| -> String {
+        let mut done = false;
+        text.lines()
+            .map(|line| {
+                let mut f: Vec<&str> = line.split(',').collect();
+                if !done && f.get(6).is_some_and(|d| d.starts_with(on)) {
+                    done = true;
+                    f[1] = "";
+                }
+                f.join(",") + "\n"
+            })
+            .collect()
+    };
+    let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    std::fs::write(
+        extracts.join("attendances.csv"),
+        without_person(&first, "2025-02"),
+    )
+    .unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    earlystart::metrics::run::run(
+        &lake,
+        &crate::support::project(),
+        &earlystart::metrics::run::MetricOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    std::fs::write(
+        extracts.join("attendances_20250331.csv"),
+        without_person(&day, "2025-03-31"),
+    )
+    .unwrap();
+    let night = run_nightly(&extracts, &lake_dir).await;
+    assert_eq!(night.rows_quarantined(), 1);
+    assert_incremental_equals_full(
+        &lake_dir,
+        &dir.path().join("full"),
+        "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31; \
+         1 file(s) added to quarantine from 2025-03-31)",
+    )
+    .await;
+    // DQ-02 for the whole deployment in the quarter ending 31 March: both rejected rows.
+    let rows =
+        crate::support::rows_text(&lake.read(METRICS, "data_quality").await.unwrap().unwrap());
+    let quarter: Vec<&String> = rows
+        .iter()
+        .filter(|r| r.starts_with("DQ-02|quarter|2025-01-01|2025-03-31|deployment|ALL|"))
+        .collect();
+    assert_eq!(quarter.len(), 1, "{rows:?}");
+    assert!(quarter[0].contains("|all|all|2|"), "{quarter:?}");
 }
 
 /// Takes the attendances of the last day (31 March: the end of a quarter and a year) out
@@ -650,13 +719,18 @@ async fn an_incremental_model_that_computes_earlier_rows_is_refused() {
     );
 }
 
-/// Builds the metrics of the lake at `lake_dir`, expecting an incremental build from 31
-/// March, and those of a copy taken before (at `copy`) from scratch; every metric table must
-/// hold the same rows. Left out: the build record, and `run_id` (kept rows name the build
-/// that computed them).
+/// The scope of a build after a night that added one file of 31 March attendances.
+const ONE_NEW_DAY: &str =
+    "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31)";
+
+/// Builds the metrics of the lake at `lake_dir`, expecting an incremental build of `scope`,
+/// and those of a copy taken before (at `copy`) from scratch; every metric table must hold
+/// the same rows. Left out: the build record, and `run_id` (kept rows name the build that
+/// computed them).
 async fn assert_incremental_equals_full(
     lake_dir: &std::path::Path,
     copy: &std::path::Path,
+    scope: &str,
 ) -> earlystart::metrics::run::MetricRun {
     use earlystart::metrics::run::{MetricOptions, run};
     use earlystart::metrics::session::{METRICS, list_tables};
@@ -666,10 +740,7 @@ async fn assert_incremental_equals_full(
     let incremental = run(&lake, &crate::support::project(), &MetricOptions::default())
         .await
         .unwrap();
-    assert_eq!(
-        incremental.scope,
-        "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31)"
-    );
+    assert_eq!(incremental.scope, scope);
     let forced = MetricOptions {
         force: true,
         ..Default::default()
