@@ -58,7 +58,12 @@ create table stg_contact_days as
   -- a401–a412: three days at A in 2023, before Reception (VFM-06b below)
   union all select concat('a', cast(value as varchar)), date '2023-05-02', 'A', 1 from generate_series(401, 412)
   union all select concat('a', cast(value as varchar)), date '2023-06-06', 'A', 1 from generate_series(401, 412)
-  union all select concat('a', cast(value as varchar)), date '2023-07-04', 'A', 1 from generate_series(401, 412);
+  union all select concat('a', cast(value as varchar)), date '2023-07-04', 'A', 1 from generate_series(401, 412)
+  -- x1: on 4 November at B and at C (one contact day in the deployment, one at each
+  -- centre), and on 5 November at B: two contact days in the deployment, three attendances
+  union all select 'x1', date '2024-11-04', 'B', 1
+  union all select 'x1', date '2024-11-04', 'C', 1
+  union all select 'x1', date '2024-11-05', 'B', 1;
 create table activities as select * from (values
  ('T1', 'targeted'), ('U1', 'universal')
 ) as t(activity_code, service_type);
@@ -127,8 +132,8 @@ fn model(path: &str) -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
-async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
-    let ctx = world_session(WORLD).await;
+async fn run_model(world: &str) -> BTreeMap<(String, String, String, String), (i64, i64)> {
+    let ctx = world_session(world).await;
     // The models value_for_money reads beside the world's tables, as views over them.
     for (name, path) in [
         ("stg_contact_dates", "sql/staging/stg_contact_dates.sql"),
@@ -171,7 +176,7 @@ async fn run_model() -> BTreeMap<(String, String, String, String), (i64, i64)> {
 fn costs_are_attributed_and_divided_as_the_worked_examples() {
     let rows = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(run_model());
+        .block_on(run_model(WORLD));
     let get = |metric: &str, end: &str, gt: &str, gc: &str| {
         rows.get(&(metric.into(), end.into(), gt.into(), gc.into()))
             .copied()
@@ -225,6 +230,31 @@ fn costs_are_attributed_and_divided_as_the_worked_examples() {
         30_000_000 + 36_431_507 + 9_500_000
     );
     assert_eq!(get("VFM-01", fy, "eh_area", "South"), (9_500_000, 0));
+    // x1's day at B and C is one contact day in the deployment: two in all, short of three.
+    assert_eq!(get("VFM-02", fy, "deployment", "ALL").1, 401);
+    assert_eq!(get("VFM-03", fy, "deployment", "ALL").1, 150);
+    assert_eq!(get("VFM-02", fy, "centre", "B").1, 1);
+    assert_eq!(get("VFM-02", fy, "centre", "C").1, 1);
+}
+
+/// With contact_unit = attendance, sustained engagement counts attendances, which add up
+/// across sites: x1's three (two at B, one at C) make three in the deployment, two at B.
+#[test]
+fn sustained_engagement_in_attendances_adds_them_up_across_sites() {
+    let world = WORLD.replace(
+        "'session_day' as contact_unit",
+        "'attendance' as contact_unit",
+    );
+    let rows = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(run_model(&world));
+    let denominator = |metric: &str, gt: &str, gc: &str| {
+        rows[&(metric.into(), "2025-03-31".into(), gt.into(), gc.into())].1
+    };
+    assert_eq!(denominator("VFM-03", "deployment", "ALL"), 151);
+    assert_eq!(denominator("VFM-03", "centre", "A"), 150);
+    assert_eq!(denominator("VFM-03", "centre", "B"), 0);
+    assert_eq!(denominator("VFM-02", "centre", "B"), 1);
 }
 
 /// value-for-money.md §4: weights 2, 1, 1, 1 with statuses met, near, not met, met give
