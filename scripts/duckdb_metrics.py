@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import tomllib
 
 import duckdb
 
@@ -80,9 +81,26 @@ def main():
         name = os.path.splitext(os.path.basename(path))[0]
         with open(path) as f:
             sql = f.read()
+        put_last_build(con, path, name)
         con.execute(f"create or replace table {name} as {sql}")
     wall = time.perf_counter() - started
     print(json.dumps({"wall_s": wall, **digest(con)}))
+
+
+ARROW_TYPES = {"Utf8": "varchar", "Date32": "date", "Int64": "bigint"}
+
+
+def put_last_build(con, path, name):
+    """A model that declares last_build in its folder's _models.toml reads it: empty here,
+    as in any full build."""
+    sidecar = os.path.join(os.path.dirname(path), "_models.toml")
+    if not os.path.exists(sidecar):
+        return
+    with open(sidecar, "rb") as f:
+        declared = tomllib.load(f).get(name, {}).get("last_build")
+    if declared:
+        columns = ", ".join(f"{c} {ARROW_TYPES[t]}" for c, t in declared.items())
+        con.execute(f"create or replace table last_build ({columns})")
 
 
 QUARANTINE_COLUMNS = {

@@ -37,6 +37,9 @@ population as (
     inner join stg_residence as res
         on res.child_key = c.child_key
         and res.as_of = pr.period_end
+    -- implied by the join (period_end >= recompute_from()), written out so that the scan
+    -- skips the row groups of earlier dates
+    where res.as_of >= recompute_from()
 ),
 
 registered as (
@@ -54,28 +57,99 @@ registered as (
     group by pop.period_type, pop.period_end, pop.child_key
 ),
 
-contact_units as (
+-- The contact units of the window are counted in two ways. A period the last build counted
+-- (last_build in _models.toml: on a night that adds days after all earlier data) carries
+-- its units and adds those of the new days; any other period (every period of a full
+-- build, a period new tonight) counts its window. Both give the same units: the last
+-- build counted every day of the window before recompute_from().
+carried as (
+    select l.period_type, l.period_end, l.child_key, l.contact_units
+    from last_build as l
+    where l.period_end >= recompute_from()
+),
+
+carried_periods as (
+    select distinct period_type, period_end
+    from carried
+),
+
+measured_population as (
+    select
+        pop.period_type,
+        pop.period_end,
+        pop.window_start,
+        pop.child_key,
+        cp.period_end is not null as is_carried
+    from population as pop
+    left join carried_periods as cp
+        on cp.period_type = pop.period_type
+        and cp.period_end = pop.period_end
+    -- quarters measure no contact (is_seen is for 12-month windows)
+    where pop.period_type <> 'quarter'
+),
+
+new_days as (
+    select child_key, contact_date, attendances
+    from stg_contact_dates
+    where contact_date >= recompute_from()
+),
+
+added_units as (
     select
         pop.period_type,
         pop.period_end,
         pop.child_key,
-        case
-            when params.contact_unit = 'attendance' then sum(d.attendances)
-            else count(*)
-        end as units
-    from population as pop
-    cross join params
+        count(*) as contact_days,
+        sum(d.attendances) as attendances
+    from measured_population as pop
+    inner join new_days as d
+        on d.child_key = pop.child_key
+        and d.contact_date <= pop.period_end
+    where pop.is_carried
+    group by pop.period_type, pop.period_end, pop.child_key
+),
+
+counted_units as (
+    select
+        pop.period_type,
+        pop.period_end,
+        pop.child_key,
+        count(*) as contact_days,
+        sum(d.attendances) as attendances
+    from measured_population as pop
     inner join stg_contact_dates as d
         on d.child_key = pop.child_key
         and d.contact_date between pop.window_start and pop.period_end
-    where pop.period_type <> 'quarter'
-    group by pop.period_type, pop.period_end, pop.child_key, params.contact_unit
+    where not pop.is_carried
+    group by pop.period_type, pop.period_end, pop.child_key
+),
+
+contact_units as (
+    select u.period_type, u.period_end, u.child_key, sum(u.units) as units
+    from (
+        select period_type, period_end, child_key, contact_units as units
+        from carried
+        union all
+        select
+            u.period_type,
+            u.period_end,
+            u.child_key,
+            case when params.contact_unit = 'attendance' then u.attendances else u.contact_days end
+        from (
+            select * from added_units
+            union all
+            select * from counted_units
+        ) as u
+        cross join params
+    ) as u
+    group by u.period_type, u.period_end, u.child_key
 ),
 
 facts as (
     select
         pop.*,
         registered.child_key is not null as is_registered,
+        coalesce(cu.units, 0) as contact_units,
         coalesce(cu.units, 0) >= 1 as is_seen,
         coalesce(cu.units, 0) >= params.sustained_min_contacts as is_sustained
     from population as pop

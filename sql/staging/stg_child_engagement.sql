@@ -17,11 +17,14 @@ with params as (
     from metric_params
 ),
 
--- Only a child with a contact day from recompute_from() on can have a sustained day then.
+-- Only a child with a contact day from recompute_from() on can have a sustained day then,
+-- and only one not already sustained gets a row: on a night that adds a day, most children
+-- with a contact that day are in last_build (_models.toml), and their days need no reading.
 recent_children as (
-    select distinct child_key
-    from stg_contact_dates
-    where contact_date >= recompute_from()
+    select distinct d.child_key
+    from stg_contact_dates as d
+    where d.contact_date >= recompute_from()
+        and not exists (select 1 from last_build as l where l.child_key = d.child_key)
 ),
 
 days as (

@@ -81,6 +81,16 @@ pub fn render(project: &Path) -> Result<String> {
                     ""
                 }
             )?;
+            if !m.doc.last_build.is_empty() {
+                let columns: Vec<String> =
+                    m.doc.last_build.keys().map(|c| format!("`{c}`")).collect();
+                writeln!(
+                    w,
+                    "Reads its own last build (`last_build`: {}) on a night that only adds \
+                     days after everything loaded, and adds the new days to it.\n",
+                    columns.join(", ")
+                )?;
+            }
         }
         let cols = m.doc.column_docs()?;
         if cols.is_empty() {

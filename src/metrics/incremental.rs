@@ -48,6 +48,12 @@ pub enum Scope {
         from: NaiveDate,
         /// What changed.
         why: String,
+        /// Every appended row is dated after everything the last build read from its table
+        /// (the usual night: a new day's file). Then the rows the last build computed from
+        /// `from` on saw none of the data dated from `from` on, and a model may add the new
+        /// days to them instead of reading its window again (`last_build` in
+        /// `_models.toml`). False when a file brought rows for days already loaded.
+        follows_last: bool,
     },
 }
 
@@ -64,8 +70,17 @@ impl Scope {
     pub fn describe(&self) -> String {
         match self {
             Scope::Full { why } => format!("full build ({why})"),
-            Scope::From { from, why } => {
-                format!("incremental build from {from} ({why})")
+            Scope::From {
+                from,
+                why,
+                follows_last,
+            } => {
+                let late = if *follows_last {
+                    ""
+                } else {
+                    "; with rows for days already loaded, so no model adds to its last build"
+                };
+                format!("incremental build from {from} ({why}{late})")
             }
         }
     }
@@ -277,6 +292,7 @@ pub async fn decide(
     }
     let mut from: Option<NaiveDate> = None;
     let mut grown = Vec::new();
+    let mut follows_last = true;
     for (key, version) in inputs {
         let before = last.inputs.get(key).copied();
         if before == Some(*version) {
@@ -328,6 +344,12 @@ pub async fn decide(
             earliest = Some(earliest.map_or(*min, |e| e.min(*min)));
         }
         if let Some(e) = earliest {
+            // Only the period tables count: a model reading its last build reads no other
+            // append-only table (checked when the project loads), and a quarantined row may
+            // carry any date.
+            if declared.is_period_table(name) {
+                follows_last &= last.last_dates.get(name).is_some_and(|latest| e > *latest);
+            }
             from = Some(from.map_or(e, |f| f.min(e)));
             grown.push(format!("{} file(s) added to {name} from {e}", added.len()));
         }
@@ -340,9 +362,7 @@ pub async fn decide(
     let previous_latest = last
         .last_dates
         .iter()
-        .filter(|(table, _)| {
-            declared.period_tables.is_empty() || declared.period_tables.contains(*table)
-        })
+        .filter(|(table, _)| declared.is_period_table(table))
         .map(|(_, date)| *date)
         .max();
     match previous_latest {
@@ -358,6 +378,7 @@ pub async fn decide(
         Scope::From {
             from,
             why: grown.join("; "),
+            follows_last,
         },
         last_dates,
     ))
@@ -390,6 +411,7 @@ mod tests {
         let scoped = Scope::From {
             from,
             why: "y".into(),
+            follows_last: true,
         };
         assert_eq!(scoped.recompute_from(), from);
         let t = build_table(

@@ -181,6 +181,14 @@ pub struct Incremental {
     pub period_tables: Vec<String>,
 }
 
+impl Incremental {
+    /// Whether `table` ends the periods (every append-only table does when none is named).
+    pub fn is_period_table(&self, table: &str) -> bool {
+        self.append_only.contains_key(table)
+            && (self.period_tables.is_empty() || self.period_tables.iter().any(|t| t == table))
+    }
+}
+
 impl MetricParams {
     /// Reads `metrics.toml`; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Self> {

@@ -54,7 +54,20 @@ pub struct ModelDoc {
     /// that can make a new first occurrence.
     #[serde(default)]
     pub keep_earlier: bool,
+    /// With `incremental`: columns of the model's own table, each with its Arrow type
+    /// (`"Utf8"`, `"Date32"`, `"Int64"` …), that its SQL reads as the table [`LAST_BUILD`].
+    /// It holds the rows the last build left when this build only adds days after
+    /// everything that build read (the usual night; see
+    /// [`super::incremental::Scope::From`]), and no rows in any other build, so the SQL
+    /// must give the same rows either way. It lets a model carry state from night to night
+    /// instead of reading its whole window again: who is already sustained, the contact
+    /// units counted so far.
+    #[serde(default)]
+    pub last_build: BTreeMap<String, String>,
 }
+
+/// The table under which a model that declares `last_build` reads its own last build.
+pub const LAST_BUILD: &str = "last_build";
 
 /// One column's documentation and tests.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -87,6 +100,29 @@ pub enum ColumnTest {
 }
 
 impl ModelDoc {
+    /// The schema of [`LAST_BUILD`] for this model, `None` when it declares none.
+    pub fn last_build_schema(&self) -> Result<Option<arrow::datatypes::SchemaRef>> {
+        if self.last_build.is_empty() {
+            return Ok(None);
+        }
+        let fields = self
+            .last_build
+            .iter()
+            .map(|(name, ty)| {
+                let ty: arrow::datatypes::DataType = ty.parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "last_build column {name:?}: {ty:?} is not an Arrow type ({e}); \
+                         write e.g. \"Utf8\", \"Date32\" or \"Int64\""
+                    )
+                })?;
+                Ok(arrow::datatypes::Field::new(name, ty, true))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(std::sync::Arc::new(arrow::datatypes::Schema::new(
+            fields,
+        ))))
+    }
+
     /// The documented columns in file order.
     pub fn column_docs(&self) -> Result<Vec<(String, ColumnDoc)>> {
         self.columns
@@ -146,6 +182,30 @@ impl Project {
                      (the rows kept are matched to new ones by their unique key)",
                     folder.join("_models.toml").display()
                 );
+            }
+            let sidecar = || folder.join("_models.toml").display().to_string();
+            let mut reads = reads;
+            if reads.contains(LAST_BUILD) {
+                if doc.last_build.is_empty() {
+                    bail!(
+                        "{}: reads {LAST_BUILD}, which needs [{name}] last_build = {{ column = \
+                         \"Arrow type\", … }} in {}",
+                        path.display(),
+                        sidecar()
+                    );
+                }
+                reads.remove(LAST_BUILD);
+            }
+            if !doc.last_build.is_empty() {
+                if doc.incremental.is_none() {
+                    bail!(
+                        "{}: [{name}] sets last_build, which needs incremental (only an \
+                         incremental build has a last build to add to)",
+                        sidecar()
+                    );
+                }
+                doc.last_build_schema()
+                    .with_context(|| format!("{}: [{name}]", sidecar()))?;
             }
             models.push(Model {
                 name,
@@ -309,5 +369,57 @@ mod tests {
             load("[firsts]\nunique_key = [\"k\"]\nincremental = \"d\"\nkeep_earlier = true\n")
                 .unwrap();
         assert!(project.get("firsts").unwrap().doc.keep_earlier);
+    }
+
+    #[test]
+    fn last_build_is_declared_typed_and_only_for_incremental_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |sql: &str, doc: &str| {
+            std::fs::write(dir.path().join("counts.sql"), sql).unwrap();
+            std::fs::write(dir.path().join("_models.toml"), doc).unwrap();
+            Project::load(dir.path(), &SessionContext::new())
+        };
+        let sql = "select d, count(*) as n from events group by d \
+                   union all select d, n from last_build";
+        let err = load(sql, "[counts]\nincremental = \"d\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("reads last_build, which needs [counts] last_build"),
+            "{err:#}"
+        );
+        let err = load(sql, "[counts]\nlast_build = { d = \"Date32\" }\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("[counts] sets last_build, which needs incremental"),
+            "{err:#}"
+        );
+        let err = load(
+            sql,
+            "[counts]\nincremental = \"d\"\nlast_build = { d = \"Date32\", n = \"Integer\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("last_build column \"n\": \"Integer\" is not an Arrow type"),
+            "{err:#}"
+        );
+        let project = load(
+            sql,
+            "[counts]\nincremental = \"d\"\nlast_build = { d = \"Date32\", n = \"Int64\" }\n",
+        )
+        .unwrap();
+        let counts = project.get("counts").unwrap();
+        // The model's own last build is not a table it depends on.
+        assert_eq!(counts.reads.iter().collect::<Vec<_>>(), ["events"]);
+        let schema = counts.doc.last_build_schema().unwrap().unwrap();
+        assert_eq!(
+            schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().as_str(), f.data_type().clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("d", arrow::datatypes::DataType::Date32),
+                ("n", arrow::datatypes::DataType::Int64)
+            ]
+        );
     }
 }

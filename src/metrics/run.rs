@@ -23,7 +23,7 @@ use super::catalogue::Catalogue;
 use super::fingerprint;
 use super::incremental::{self, BuildRecord, ModelRecord, Scope};
 use super::params::MetricParams;
-use super::project::{ColumnTest, Model, Project};
+use super::project::{ColumnTest, LAST_BUILD, Model, Project};
 use super::session::{LakeSession, Limits, METRICS, Stored, is_out_of_memory};
 use crate::ballista::Engine;
 use crate::lake::Lake;
@@ -113,6 +113,7 @@ async fn build(
             .await?;
     }
     check_inputs(session, &models, &provided)?;
+    check_last_build(&full.models, &params.incremental)?;
 
     let code_key = code_key(&models, &provided);
     let inputs = input_versions(session, &models, &provided);
@@ -229,7 +230,12 @@ async fn build(
             }
             _ => None,
         };
-        let stored = run_query(session, m).await?;
+        let reads_last_build = put_last_build(session, m, &scope).await?;
+        let stored = run_query(session, m).await;
+        if reads_last_build {
+            let _ = session.ctx.deregister_table(LAST_BUILD)?;
+        }
+        let stored = stored?;
         let (rows, output, new_rows) = match kept {
             None => (
                 stored.rows,
@@ -430,6 +436,40 @@ async fn run_query(session: &LakeSession, m: &Model) -> Result<Stored> {
             }
         }
     }
+}
+
+/// Registers [`LAST_BUILD`] for a model that declares it: its table as the last build left
+/// it (the declared columns) when this build only adds days after that build's data, else
+/// no rows. Returns whether the model reads it.
+async fn put_last_build(session: &LakeSession, m: &Model, scope: &Scope) -> Result<bool> {
+    let Some(schema) = m.doc.last_build_schema()? else {
+        return Ok(false);
+    };
+    match scope {
+        Scope::From {
+            follows_last: true, ..
+        } => {
+            let last = session.ctx.table(m.name.as_str()).await.with_context(|| {
+                format!(
+                    "metrics/{} is missing: the model reads its last build",
+                    m.name
+                )
+            })?;
+            let columns = schema.fields().iter().map(|f| {
+                datafusion::prelude::cast(col(f.name()), f.data_type().clone()).alias(f.name())
+            });
+            let last = last.select(columns).with_context(|| {
+                format!(
+                    "metrics/{}: the last build lacks a column last_build declares",
+                    m.name
+                )
+            })?;
+            let _ = session.ctx.deregister_table(LAST_BUILD)?;
+            session.ctx.register_table(LAST_BUILD, last.into_view())?;
+        }
+        _ => session.put_table(LAST_BUILD, schema, Vec::new()).await?,
+    }
+    Ok(true)
 }
 
 /// An incremental model's table is written in order of its date column, cut into files of
@@ -642,6 +682,38 @@ fn check_inputs(
             "{}\n(run the ingest first if a curated table is missing)",
             missing.join("\n")
         );
+    }
+    Ok(())
+}
+
+/// A model that reads its last build adds the new days of the period tables to it, so it
+/// may read (through the models it reads) no other append-only table: the scope checks
+/// only the period tables' dates before giving it its last build.
+fn check_last_build(models: &[Model], declared: &super::params::Incremental) -> Result<()> {
+    let mut lake_reads: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for m in models {
+        let mut reached = BTreeSet::new();
+        for t in &m.reads {
+            match lake_reads.get(t.as_str()) {
+                Some(tables) => reached.extend(tables.iter().copied()),
+                None => {
+                    reached.insert(t.as_str());
+                }
+            }
+        }
+        if m.doc.last_build_schema()?.is_some()
+            && let Some(t) = reached
+                .iter()
+                .find(|t| declared.append_only.contains_key(**t) && !declared.is_period_table(t))
+        {
+            bail!(
+                "{}: reads last_build and (through the models it reads) the append-only \
+                 table {t}, which is not a period table: its last build may not have seen \
+                 all of {t}'s rows before the recompute date",
+                m.path.display()
+            );
+        }
+        lake_reads.insert(m.name.as_str(), reached);
     }
     Ok(())
 }
@@ -910,4 +982,57 @@ fn first_column_values(batches: &[RecordBatch]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::params::Incremental;
+
+    fn model(name: &str, reads: &[&str], last_build: bool) -> Model {
+        let mut doc = super::super::project::ModelDoc::default();
+        if last_build {
+            doc.incremental = Some("d".into());
+            doc.last_build.insert("d".into(), "Date32".into());
+        }
+        Model {
+            name: name.into(),
+            layer: "staging".into(),
+            path: format!("sql/staging/{name}.sql").into(),
+            sql: String::new(),
+            reads: reads.iter().map(|r| r.to_string()).collect(),
+            doc,
+        }
+    }
+
+    #[test]
+    fn a_model_reading_its_last_build_reads_no_append_only_table_but_the_period_tables() {
+        let declared = Incremental {
+            append_only: [
+                ("attendances", "session_date"),
+                ("quarantine", "record_date"),
+            ]
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), c.to_string()))
+            .collect(),
+            period_tables: vec!["attendances".into()],
+        };
+        let days = model("days", &["attendances"], false);
+        let issues = model("issues", &["quarantine", "centres"], false);
+        assert!(
+            check_last_build(&[days.clone(), model("counts", &["days"], true)], &declared).is_ok()
+        );
+        let err = check_last_build(
+            &[days, issues, model("counts", &["days", "issues"], true)],
+            &declared,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "sql/staging/counts.sql: reads last_build and (through the models it reads) \
+                 the append-only table quarantine"
+            ),
+            "{err}"
+        );
+    }
 }

@@ -23,9 +23,23 @@ const DAYS: &str = "
     ('E', date '2023-01-01', 1), ('E', date '2023-02-01', 1), ('E', date '2023-03-01', 1),
     ('E', date '2023-04-01', 1)";
 
-/// The model's rows, computed as a build from `from` does (`FULL_FROM`: a full build).
-async fn first_sustained_from(contact_unit: &str, from: NaiveDate) -> BTreeMap<String, String> {
+/// The model's rows, computed as a build from `from` does (`FULL_FROM`: a full build), with
+/// `last_build` holding the children of `sustained_before` (the rows a night keeps).
+async fn first_sustained_from(
+    contact_unit: &str,
+    from: NaiveDate,
+    sustained_before: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let ctx = SessionContext::new();
+    let kept: Vec<String> = sustained_before
+        .keys()
+        .map(|c| format!("select '{c}' as child_key"))
+        .collect();
+    let last_build = if kept.is_empty() {
+        "create table last_build as select 'none' as child_key where false".to_string()
+    } else {
+        format!("create table last_build as {}", kept.join(" union all "))
+    };
     ctx.register_udf(earlystart::metrics::incremental::recompute_from_udf(from));
     for sql in [
         format!(
@@ -37,6 +51,7 @@ async fn first_sustained_from(contact_unit: &str, from: NaiveDate) -> BTreeMap<S
              column2 as contact_date, cast(column3 as bigint) as attendances \
              from (values {DAYS})"
         ),
+        last_build,
     ] {
         ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     }
@@ -64,12 +79,13 @@ async fn first_sustained_from(contact_unit: &str, from: NaiveDate) -> BTreeMap<S
 }
 
 async fn first_sustained(contact_unit: &str) -> BTreeMap<String, String> {
-    first_sustained_from(contact_unit, FULL_FROM).await
+    first_sustained_from(contact_unit, FULL_FROM, &BTreeMap::new()).await
 }
 
 /// From each day of the fixture (and the day after each): the full build's rows dated
 /// before it, plus the rows computed from it for children not among those, equal the full
-/// build; and nothing computed from it is dated earlier.
+/// build, whether the build knows those children from its last build or not; and nothing
+/// computed from it is dated earlier.
 async fn incremental_equals_full(contact_unit: &str) {
     let full = first_sustained(contact_unit).await;
     let days: Vec<NaiveDate> = DAYS
@@ -79,17 +95,27 @@ async fn incremental_equals_full(contact_unit: &str) {
         .collect();
     for from in days.iter().flat_map(|d| [*d, d.succ_opt().unwrap()]) {
         let iso = from.to_string();
-        let new = first_sustained_from(contact_unit, from).await;
-        assert!(new.values().all(|d| *d >= iso), "from {from}: {new:?}");
-        let mut merged: BTreeMap<String, String> = full
+        let kept: BTreeMap<String, String> = full
             .iter()
             .filter(|(_, d)| **d < iso)
             .map(|(c, d)| (c.clone(), d.clone()))
             .collect();
-        for (c, d) in new {
-            merged.entry(c).or_insert(d);
+        for last_build in [BTreeMap::new(), kept.clone()] {
+            let new = first_sustained_from(contact_unit, from, &last_build).await;
+            assert!(new.values().all(|d| *d >= iso), "from {from}: {new:?}");
+            if !last_build.is_empty() {
+                // The children already sustained are not looked at again.
+                assert!(
+                    new.keys().all(|c| !kept.contains_key(c)),
+                    "from {from}: {new:?}"
+                );
+            }
+            let mut merged = kept.clone();
+            for (c, d) in new {
+                merged.entry(c).or_insert(d);
+            }
+            assert_eq!(merged, full, "{contact_unit} from {from}");
         }
-        assert_eq!(merged, full, "{contact_unit} from {from}");
     }
 }
 
