@@ -48,11 +48,11 @@ pub enum Scope {
         from: NaiveDate,
         /// What changed.
         why: String,
-        /// Every appended row is dated after everything the last build read from its table
-        /// (the usual night: a new day's file). Then the rows the last build computed from
-        /// `from` on saw none of the data dated from `from` on, and a model may add the new
-        /// days to them instead of reading its window again (`last_build` in
-        /// `_models.toml`). False when a file brought rows for days already loaded.
+        /// `from` is after the latest date the last build read from the period tables (the
+        /// usual night: a new day's file). Then the last build saw none of their rows dated
+        /// from `from` on, and a model may add those days to its last build instead of
+        /// reading its window again (`last_build` in `_models.toml`). False when a file
+        /// brought rows for days already loaded (or a quarantined row dated before them).
         follows_last: bool,
     },
 }
@@ -292,7 +292,6 @@ pub async fn decide(
     }
     let mut from: Option<NaiveDate> = None;
     let mut grown = Vec::new();
-    let mut follows_last = true;
     for (key, version) in inputs {
         let before = last.inputs.get(key).copied();
         if before == Some(*version) {
@@ -344,12 +343,6 @@ pub async fn decide(
             earliest = Some(earliest.map_or(*min, |e| e.min(*min)));
         }
         if let Some(e) = earliest {
-            // Only the period tables count: a model reading its last build reads no other
-            // append-only table (checked when the project loads), and a quarantined row may
-            // carry any date.
-            if declared.is_period_table(name) {
-                follows_last &= last.last_dates.get(name).is_some_and(|latest| e > *latest);
-            }
             from = Some(from.map_or(e, |f| f.min(e)));
             grown.push(format!("{} file(s) added to {name} from {e}", added.len()));
         }
@@ -365,8 +358,16 @@ pub async fn decide(
         .filter(|(table, _)| declared.is_period_table(table))
         .map(|(_, date)| *date)
         .max();
+    // The last build saw no period-table row dated from `from` on (a row it saw would be
+    // counted twice by a model adding the days from `from` on to its last build). Only the
+    // period tables count: a model reading its last build reads no other append-only table
+    // (checked when the project loads), and a quarantined row may carry any date.
+    let follows_last;
     match previous_latest {
-        Some(latest) => from = from.min(latest.succ_opt().unwrap_or(latest)),
+        Some(latest) => {
+            from = from.min(latest.succ_opt().unwrap_or(latest));
+            follows_last = from > latest;
+        }
         None => {
             return Ok((
                 full("the last build recorded no latest date".into()),

@@ -351,19 +351,6 @@ async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
     // A row without its person_id (rule E001) in the first extract, dated in the last
     // quarter: the quarantine exists before tonight (one new since the last build would
     // make a full build), and one more tonight.
-    let without_person = |text: &str, on: &str| -> String {
-        let mut done = false;
-        text.lines()
-            .map(|line| {
-                let mut f: Vec<&str> = line.split(',').collect();
-                if !done && f.get(6).is_some_and(|d| d.starts_with(on)) {
-                    done = true;
-                    f[1] = "";
-                }
-                f.join(",") + "\n"
-            })
-            .collect()
-    };
     let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
     std::fs::write(
         extracts.join("attendances.csv"),
@@ -404,6 +391,70 @@ async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
         .collect();
     assert_eq!(quarter.len(), 1, "{rows:?}");
     assert!(quarter[0].contains("|all|all|2|"), "{quarter:?}");
+}
+
+/// A night whose new day also brings a rejected row dated 10 March: the quarantine's date
+/// takes the recompute date back before days the last build counted, so no model may add
+/// the days from then on to its last build (they would be counted twice), and the build
+/// equals a full one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_row_dated_before_the_loaded_days_stops_adding_to_last_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = dir.path().join("extracts");
+    generate(Scale::Tiny, 9, false, &extracts).unwrap();
+    let day = hold_back_the_last_day(&extracts);
+    let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    std::fs::write(
+        extracts.join("attendances.csv"),
+        without_person(&first, "2025-02"),
+    )
+    .unwrap();
+    let lake_dir = dir.path().join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    earlystart::metrics::run::run(
+        &lake,
+        &crate::support::project(),
+        &earlystart::metrics::run::MetricOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let mut late: Vec<&str> = day.lines().nth(1).unwrap().split(',').collect();
+    late[0] = "LATE0001";
+    late[1] = "";
+    late[6] = "2025-03-10";
+    std::fs::write(
+        extracts.join("attendances_20250331.csv"),
+        format!("{day}{}\n", late.join(",")),
+    )
+    .unwrap();
+    let night = run_nightly(&extracts, &lake_dir).await;
+    assert_eq!(night.rows_quarantined(), 1);
+    assert_incremental_equals_full(
+        &lake_dir,
+        &dir.path().join("full"),
+        "incremental build from 2025-03-10 (1 file(s) added to attendances from 2025-03-31; \
+         1 file(s) added to quarantine from 2025-03-10; with rows for days already loaded, so \
+         no model adds to its last build)",
+    )
+    .await;
+}
+
+/// The extract `text` with the person_id (rule E001) of its first session dated `on…`
+/// (a date's prefix) blanked.
+fn without_person(text: &str, on: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|line| {
+            let mut f: Vec<&str> = line.split(',').collect();
+            if !done && f.get(6).is_some_and(|d| d.starts_with(on)) {
+                done = true;
+                f[1] = "";
+            }
+            f.join(",") + "\n"
+        })
+        .collect()
 }
 
 /// Takes the attendances of the last day (31 March: the end of a quarter and a year) out
