@@ -803,6 +803,9 @@ async fn sql(
     let lake = Lake::open(lake)?;
     let params = crate::metrics::params::MetricParams::load(&project.join("sql/metrics.toml"))?;
     let session = LakeSession::open_on(&lake, limits, params.stats.confidence, engine).await?;
+    if let Some(f) = &file {
+        empty_last_build_for(project, f, &session).await?;
+    }
     let script = match (command, &file) {
         (Some(c), _) => Some((c, "-c".to_string())),
         (None, Some(f)) => Some((
@@ -830,6 +833,34 @@ async fn sql(
     }
     session.close().await?;
     Ok(0)
+}
+
+/// A model file of the project run by hand (`-f sql/…/model.sql`) reads its `last_build`
+/// with no rows, as a full build does (`recompute_from()` is the full build's date here
+/// too), so it gives the model's whole table.
+async fn empty_last_build_for(project: &Path, file: &Path, session: &LakeSession) -> Result<()> {
+    let sql_dir = project.join("sql");
+    if !sql_dir.is_dir() {
+        return Ok(());
+    }
+    let Ok(file) = file.canonicalize() else {
+        return Ok(());
+    };
+    let models = crate::metrics::project::Project::load(&sql_dir, &session.ctx)?;
+    let model = models
+        .models
+        .iter()
+        .find(|m| m.path.canonicalize().is_ok_and(|p| p == file));
+    if let Some(schema) = model
+        .map(|m| m.doc.last_build_schema())
+        .transpose()?
+        .flatten()
+    {
+        session
+            .put_table(crate::metrics::project::LAST_BUILD, schema, Vec::new())
+            .await?;
+    }
+    Ok(())
 }
 
 fn docs(project: &Path, check: bool) -> Result<i32> {

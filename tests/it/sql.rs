@@ -92,6 +92,55 @@ fn scripts_run_every_statement_and_name_the_failing_line() {
 }
 
 #[test]
+fn a_model_file_run_by_hand_gives_the_models_table() {
+    // int_reach_facts reads its last build, which a file run by hand sees empty (as a full
+    // build does): the file gives the rows of the table the build wrote.
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sql/intermediate/int_reach_facts.sql"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("facts.parquet");
+    stdout(&sql(&[
+        "-f",
+        model,
+        "--format",
+        "parquet",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let (mut rows, mut units) = (0, 0);
+    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&out).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    {
+        let b = b.unwrap();
+        rows += b.num_rows();
+        let column = arrow::compute::cast(
+            b.column_by_name("contact_units").unwrap(),
+            &arrow::datatypes::DataType::Int64,
+        )
+        .unwrap();
+        let column = column
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        units += arrow::compute::sum(column).unwrap_or(0);
+    }
+    let table = stdout(&sql(&[
+        "-c",
+        "select count(*) as n, sum(contact_units) as units from int_reach_facts",
+        "--format",
+        "csv",
+    ]));
+    assert!(rows > 0 && units > 0, "{rows} {units}");
+    assert_eq!(table, format!("n,units\n{rows},{units}\n"));
+}
+
+#[test]
 fn backslash_d_lists_tables_and_documented_columns() {
     let list = stdout(&sql(&["-c", "\\d"]));
     for line in [
