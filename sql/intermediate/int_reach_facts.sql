@@ -94,6 +94,8 @@ new_days as (
     where contact_date >= recompute_from()
 ),
 
+-- A carried period's window opened before the new days (the last build had the period, so
+-- its data had reached the period's start), so only the period end bounds them.
 added_units as (
     select
         pop.period_type,
