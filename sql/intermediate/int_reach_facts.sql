@@ -94,36 +94,23 @@ new_days as (
     where contact_date >= recompute_from()
 ),
 
--- A carried period's window opened before the new days (the last build had the period, so
--- its data had reached the period's start), so only the period end bounds them.
-added_units as (
-    select
-        pop.period_type,
-        pop.period_end,
-        pop.child_key,
-        count(*) as contact_days,
-        sum(d.attendances) as attendances
+-- The days counted for each child: for a carried period the new ones (its window opened
+-- before them: the last build had the period, so its data had reached the period's start,
+-- and only the period end bounds them), for any other period every day of its window.
+counted_days as (
+    select pop.period_type, pop.period_end, pop.child_key, d.attendances
     from measured_population as pop
     inner join new_days as d
         on d.child_key = pop.child_key
         and d.contact_date <= pop.period_end
     where pop.is_carried
-    group by pop.period_type, pop.period_end, pop.child_key
-),
-
-counted_units as (
-    select
-        pop.period_type,
-        pop.period_end,
-        pop.child_key,
-        count(*) as contact_days,
-        sum(d.attendances) as attendances
+    union all
+    select pop.period_type, pop.period_end, pop.child_key, d.attendances
     from measured_population as pop
     inner join stg_contact_dates as d
         on d.child_key = pop.child_key
         and d.contact_date between pop.window_start and pop.period_end
     where not pop.is_carried
-    group by pop.period_type, pop.period_end, pop.child_key
 ),
 
 contact_units as (
@@ -133,15 +120,11 @@ contact_units as (
         from carried
         union all
         select
-            u.period_type,
-            u.period_end,
-            u.child_key,
-            case when params.contact_unit = 'attendance' then u.attendances else u.contact_days end
-        from (
-            select * from added_units
-            union all
-            select * from counted_units
-        ) as u
+            d.period_type,
+            d.period_end,
+            d.child_key,
+            case when params.contact_unit = 'attendance' then d.attendances else 1 end
+        from counted_days as d
         cross join params
     ) as u
     group by u.period_type, u.period_end, u.child_key
