@@ -345,28 +345,8 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
 async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
     use earlystart::metrics::session::METRICS;
     let dir = tempfile::tempdir().unwrap();
-    let extracts = dir.path().join("extracts");
-    generate(Scale::Tiny, 9, false, &extracts).unwrap();
-    let day = hold_back_the_last_day(&extracts);
-    // A row without its person_id (rule E001) in the first extract, dated in the last
-    // quarter: the quarantine exists before tonight (one new since the last build would
-    // make a full build), and one more tonight.
-    let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
-    std::fs::write(
-        extracts.join("attendances.csv"),
-        without_person(&first, "2025-02"),
-    )
-    .unwrap();
-    let lake_dir = dir.path().join("lake");
-    run_nightly(&extracts, &lake_dir).await;
-    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
-    earlystart::metrics::run::run(
-        &lake,
-        &crate::support::project(),
-        &earlystart::metrics::run::MetricOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (extracts, lake_dir, lake, day) =
+        built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
 
     std::fs::write(
         extracts.join("attendances_20250331.csv"),
@@ -400,25 +380,8 @@ async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_row_dated_before_the_loaded_days_stops_adding_to_last_builds() {
     let dir = tempfile::tempdir().unwrap();
-    let extracts = dir.path().join("extracts");
-    generate(Scale::Tiny, 9, false, &extracts).unwrap();
-    let day = hold_back_the_last_day(&extracts);
-    let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
-    std::fs::write(
-        extracts.join("attendances.csv"),
-        without_person(&first, "2025-02"),
-    )
-    .unwrap();
-    let lake_dir = dir.path().join("lake");
-    run_nightly(&extracts, &lake_dir).await;
-    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
-    earlystart::metrics::run::run(
-        &lake,
-        &crate::support::project(),
-        &earlystart::metrics::run::MetricOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (extracts, lake_dir, _, day) =
+        built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
 
     let mut late: Vec<&str> = day.lines().nth(1).unwrap().split(',').collect();
     late[0] = "LATE0001";
@@ -439,6 +402,35 @@ async fn a_rejected_row_dated_before_the_loaded_days_stops_adding_to_last_builds
          no model adds to its last build)",
     )
     .await;
+}
+
+/// A tiny generated extract without its last day (returned, with the header), whose first
+/// extract has a row without its person_id (rule E001) dated in the last quarter, loaded
+/// into `dir/lake` and its metrics built: the quarantine exists before the night that
+/// sends the last day (one new since the last build would make a full build).
+async fn built_without_the_last_day_and_with_a_quarantine(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, Lake, String) {
+    let extracts = dir.join("extracts");
+    generate(Scale::Tiny, 9, false, &extracts).unwrap();
+    let day = hold_back_the_last_day(&extracts);
+    let first = std::fs::read_to_string(extracts.join("attendances.csv")).unwrap();
+    std::fs::write(
+        extracts.join("attendances.csv"),
+        without_person(&first, "2025-02"),
+    )
+    .unwrap();
+    let lake_dir = dir.join("lake");
+    run_nightly(&extracts, &lake_dir).await;
+    let lake = Lake::open(&lake_dir.to_string_lossy()).unwrap();
+    earlystart::metrics::run::run(
+        &lake,
+        &crate::support::project(),
+        &earlystart::metrics::run::MetricOptions::default(),
+    )
+    .await
+    .unwrap();
+    (extracts, lake_dir, lake, day)
 }
 
 /// The extract `text` with the person_id (rule E001) of its first session dated `on…`

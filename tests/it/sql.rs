@@ -28,6 +28,23 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `earlystart sql` with `args` and `--format parquet` into a file, read back.
+fn parquet_output(args: &[&str]) -> Vec<arrow::array::RecordBatch> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.parquet");
+    let mut all = args.to_vec();
+    all.extend(["--format", "parquet", "-o", file.to_str().unwrap()]);
+    stdout(&sql(&all));
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 const R1: &str = "select numerator, denominator from metric_values where metric_id = 'REACH-01' \
     and period_type = 'rolling12' and period_end = date '2025-03-31' \
     and geography_type = 'reach_area' and geography_code = 'R1' and breakdown_type = 'all'";
@@ -46,23 +63,7 @@ fn one_shot_queries_in_every_format() {
     assert!(table.contains("| 6         | 10          |"), "{table}");
     assert!(table.contains("(1 row)"), "{table}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("r1.parquet");
-    stdout(&sql(&[
-        "-c",
-        R1,
-        "--format",
-        "parquet",
-        "-o",
-        file.to_str().unwrap(),
-    ]));
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(&file).unwrap(),
-    )
-    .unwrap()
-    .build()
-    .unwrap();
-    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let batches = parquet_output(&["-c", R1]);
     let text = arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string();
@@ -99,25 +100,8 @@ fn a_model_file_run_by_hand_gives_the_models_table() {
         env!("CARGO_MANIFEST_DIR"),
         "/sql/intermediate/int_reach_facts.sql"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("facts.parquet");
-    stdout(&sql(&[
-        "-f",
-        model,
-        "--format",
-        "parquet",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
     let (mut rows, mut units) = (0, 0);
-    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(&out).unwrap(),
-    )
-    .unwrap()
-    .build()
-    .unwrap()
-    {
-        let b = b.unwrap();
+    for b in parquet_output(&["-f", model]) {
         rows += b.num_rows();
         let column = arrow::compute::cast(
             b.column_by_name("contact_units").unwrap(),
