@@ -17,22 +17,27 @@ with windows as (
         and period_end >= recompute_from()
 ),
 
+-- Everything below is counted once per distinct window and given its periods at the end:
+-- a financial year is the same window as the rolling 12 months ending on its last day.
+distinct_windows as (
+    select distinct window_start, period_end
+    from windows
+),
+
 cohort_centres as (
     select distinct
-        w.period_type,
-        w.period_start,
-        w.period_end,
         w.window_start,
+        w.period_end,
         t.family_key,
         t.centre_id
-    from windows as w
+    from distinct_windows as w
     -- a family's targeted months decide membership exactly (int_targeted_months)
     inner join int_targeted_months as t
         on t.month_start between w.window_start and w.period_end
 ),
 
 cohort as (
-    select distinct period_type, period_start, period_end, window_start, family_key
+    select distinct window_start, period_end, family_key
     from cohort_centres
 ),
 
@@ -43,7 +48,7 @@ family_children as (
 ),
 
 cohort_children as (
-    select c.period_type, c.period_end, c.window_start, c.family_key, fc.child_key
+    select c.window_start, c.period_end, c.family_key, fc.child_key
     from cohort as c
     inner join family_children as fc on fc.family_key = c.family_key
 ),
@@ -70,27 +75,27 @@ hv_levels as (
 ),
 
 services as (
-    select distinct cc.period_type, cc.period_end, cc.family_key, 'social_care' as service
+    select distinct cc.window_start, cc.period_end, cc.family_key, 'social_care' as service
     from cohort_children as cc
     inner join stg_social_care_spells as s
         on s.child_key = cc.child_key
         and s.start_date <= cc.period_end
         and (s.end_date is null or s.end_date >= cc.window_start)
     union
-    select distinct cc.period_type, cc.period_end, cc.family_key, 'early_help'
+    select distinct cc.window_start, cc.period_end, cc.family_key, 'early_help'
     from cohort_children as cc
     inner join early_help_spells as s
         on s.child_key = cc.child_key
         and s.start_date <= cc.period_end
         and (s.end_date is null or s.end_date >= cc.window_start)
     union
-    select cc.period_type, cc.period_end, cc.family_key, 'hv_support'
+    select cc.window_start, cc.period_end, cc.family_key, 'hv_support'
     from cohort_children as cc
     inner join hv_contacts_linked as h
         on h.child_key = cc.child_key
         and h.contact_date between cc.window_start and cc.period_end
     cross join hv_levels as lv
-    group by cc.period_type, cc.period_end, cc.family_key, cc.child_key, lv.recorded
+    group by cc.window_start, cc.period_end, cc.family_key, cc.child_key, lv.recorded
     having (lv.recorded
             and count(*) filter (
                 where h.service_level in ('universal_plus', 'partnership_plus')) > 0)
@@ -99,8 +104,7 @@ services as (
 
 family_services as (
     select
-        c.period_type,
-        c.period_start,
+        c.window_start,
         c.period_end,
         c.family_key,
         count(s.service) filter (where s.service = 'social_care') as social_care,
@@ -110,10 +114,10 @@ family_services as (
         1 + count(s.service) as services
     from cohort as c
     left join services as s
-        on s.period_type = c.period_type
+        on s.window_start = c.window_start
         and s.period_end = c.period_end
         and s.family_key = c.family_key
-    group by c.period_type, c.period_start, c.period_end, c.family_key
+    group by c.window_start, c.period_end, c.family_key
 ),
 
 family_residence as (
@@ -142,7 +146,7 @@ family_places as (
 -- Where each cohort family counts: its residence geographies and every centre it used.
 geography_members as (
     select
-        f.period_type,
+        f.window_start,
         f.period_end,
         f.family_key,
         g.geography_type,
@@ -158,7 +162,7 @@ geography_members as (
     cross join (values ('deployment'), ('la'), ('reach_area'), ('eh_area'), ('lot'))
         as g(geography_type)
     union all
-    select period_type, period_end, family_key, 'centre', centre_id
+    select window_start, period_end, family_key, 'centre', centre_id
     from cohort_centres
 ),
 
@@ -199,8 +203,7 @@ breakdown_members as (
 
 counts as (
     select
-        f.period_type,
-        f.period_start,
+        f.window_start,
         f.period_end,
         g.geography_type,
         g.geography_code,
@@ -217,13 +220,13 @@ counts as (
         count(*) filter (where f.services = 4) as services_4
     from family_services as f
     inner join geography_members as g
-        on g.period_type = f.period_type
+        on g.window_start = f.window_start
         and g.period_end = f.period_end
         and g.family_key = f.family_key
     inner join breakdown_members as b on b.family_key = f.family_key
     where g.geography_code is not null
     group by
-        f.period_type, f.period_start, f.period_end, g.geography_type, g.geography_code,
+        f.window_start, f.period_end, g.geography_type, g.geography_code,
         b.breakdown_type, b.breakdown_value
 ),
 
@@ -244,9 +247,9 @@ outputs as (
 all_metrics as (
     select
         o.metric_id,
-        c.period_type,
-        c.period_start,
-        c.period_end,
+        w.period_type,
+        w.period_start,
+        w.period_end,
         c.geography_type,
         c.geography_code,
         case
@@ -271,6 +274,8 @@ all_metrics as (
         end as numerator,
         c.families as denominator
     from counts as c
+    inner join windows as w
+        on w.window_start = c.window_start and w.period_end = c.period_end
     cross join outputs as o
     where o.metric_id <> 'OV-02' or c.breakdown_type = 'all'
 )

@@ -226,17 +226,31 @@ group_metrics as (
 ),
 
 -- REACH-06: children seen at a centre (delivery) and how many of them live in its reach area.
--- The centres each child was seen at in each window (days placed in periods first: a day
--- falls in only a few windows, whereas a child has many days).
-centre_windows as (
+-- The centres each child was seen at in each window (days placed in windows first: a day
+-- falls in only a few windows, whereas a child has many days). Each distinct window is read
+-- once: a financial year is the same window as the rolling 12 months ending on its last day.
+windows as (
+    select distinct window_start, period_end
+    from scoped_periods
+    where period_type <> 'quarter'
+),
+
+window_centres as (
     select distinct
-        pr.period_type,
-        pr.period_end,
+        w.window_start,
+        w.period_end,
         d.centre_id,
         d.child_key
     from stg_contact_days as d
+    inner join windows as w
+        on d.contact_date between w.window_start and w.period_end
+),
+
+centre_windows as (
+    select pr.period_type, pr.period_end, wc.centre_id, wc.child_key
+    from window_centres as wc
     inner join scoped_periods as pr
-        on d.contact_date between pr.window_start and pr.period_end
+        on pr.window_start = wc.window_start and pr.period_end = wc.period_end
     where pr.period_type <> 'quarter'
 ),
 

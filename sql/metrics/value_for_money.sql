@@ -99,37 +99,42 @@ registered as (
 -- geography is one contact day there) and attendances (each is one row of the extract, so
 -- they add up across sites as they are). Nearly every child-day is at one centre
 -- (stg_contact_dates.centres = 1): those are counted per site and child, then added up over
--- each geography's sites. Only the rare days at two or more centres are read site by site
--- and spread over the geographies, where they are compared date by date. Spreading every
--- contact day over every geography made this the widest aggregation of the catalogue.
+-- each geography's sites. Only the rare days at two or more centres (stg_shared_contact_days)
+-- are read site by site and spread over the geographies, where they are compared date by
+-- date. Spreading every contact day over every geography made this the widest aggregation
+-- of the catalogue.
 one_site_units as (
-    select s.financial_year, s.centre_id, d.child_key, count(*) as days,
-        sum(d.attendances) as attendances
+    select s.financial_year, s.centre_id, s.lot, s.provider, s.early_help_area, d.child_key,
+        count(*) as days, sum(d.attendances) as attendances
     from stg_contact_dates as d
     inner join site_cost as s
         on s.centre_id = d.centre_id
         and d.contact_date between s.period_start and s.period_end
     where d.centres = 1
-    group by s.financial_year, s.centre_id, d.child_key
+    group by
+        s.financial_year, s.centre_id, s.lot, s.provider, s.early_help_area, d.child_key
 ),
 
+-- Each row under the five geographies its site rolls up to (as in `placed`), by unnesting
+-- the site's codes: a join to `placed` would build its hash table from these many rows.
 several_site_rows as (
-    select s.financial_year, s.centre_id, d.child_key, d.contact_date, d.attendances
-    from stg_contact_days as d
-    inner join stg_contact_dates as c
-        on c.child_key = d.child_key
-        and c.contact_date = d.contact_date
+    select
+        s.financial_year,
+        d.child_key,
+        d.contact_date,
+        d.attendances,
+        unnest(['centre', 'lot', 'provider', 'eh_area', 'deployment']) as geography_type,
+        unnest([s.centre_id, s.lot, s.provider, s.early_help_area, 'ALL']) as geography_code
+    from stg_shared_contact_days as d
     inner join site_cost as s
         on s.centre_id = d.centre_id
         and d.contact_date between s.period_start and s.period_end
-    where c.centres > 1
 ),
 
 several_site_units as (
-    select p.financial_year, p.geography_type, p.geography_code, d.child_key,
-        count(distinct d.contact_date) as days, sum(d.attendances) as attendances
-    from several_site_rows as d
-    inner join placed as p on p.financial_year = d.financial_year and p.centre_id = d.centre_id
+    select financial_year, geography_type, geography_code, child_key,
+        count(distinct contact_date) as days, sum(attendances) as attendances
+    from several_site_rows
     group by 1, 2, 3, 4
 ),
 
@@ -137,11 +142,14 @@ contact_units as (
     select financial_year, geography_type, geography_code, child_key, sum(days) as days,
         sum(attendances) as attendances
     from (
-        select p.financial_year, p.geography_type, p.geography_code, o.child_key, o.days,
-            o.attendances
-        from one_site_units as o
-        inner join placed as p
-            on p.financial_year = o.financial_year and p.centre_id = o.centre_id
+        select
+            financial_year,
+            unnest(['centre', 'lot', 'provider', 'eh_area', 'deployment']) as geography_type,
+            unnest([centre_id, lot, provider, early_help_area, 'ALL']) as geography_code,
+            child_key,
+            days,
+            attendances
+        from one_site_units
         union all
         select * from several_site_units
     ) as u

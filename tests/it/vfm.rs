@@ -137,6 +137,10 @@ async fn run_model(world: &str) -> BTreeMap<(String, String, String, String), (i
     // The models value_for_money reads beside the world's tables, as views over them.
     for (name, path) in [
         ("stg_contact_dates", "sql/staging/stg_contact_dates.sql"),
+        (
+            "stg_shared_contact_days",
+            "sql/staging/stg_shared_contact_days.sql",
+        ),
         ("int_site_costs", "sql/intermediate/int_site_costs.sql"),
         (
             "int_targeted_months",
