@@ -124,6 +124,9 @@ enum Command {
         /// Where the SQL runs: `local`, or `ballista://HOST:PORT` (a Ballista scheduler).
         #[arg(long, default_value = "local", env = "EARLYSTART_ENGINE")]
         engine: crate::ballista::Engine,
+        /// Models built at the same time in an incremental build (a full build runs one at a time).
+        #[arg(long, default_value_t = MetricOptions::default().jobs)]
+        jobs: usize,
     },
     /// Run a Ballista scheduler or executor (the cluster `--engine ballista://…` runs on).
     Ballista {
@@ -360,11 +363,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 force,
                 memory_limit,
                 engine,
+                jobs,
             } => {
                 let opts = MetricOptions {
                     select,
                     force,
                     engine,
+                    jobs,
                     limits: Limits {
                         memory_bytes: crate::sqlshell::parse_size(&memory_limit)?,
                         ..Limits::metrics()
