@@ -205,11 +205,7 @@ async fn build(
         Scope::From { .. } => opts.jobs.max(1),
         Scope::Full { .. } => 1,
     };
-    let in_build: BTreeSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
-    let dependencies: HashMap<&str, BTreeSet<String>> = models
-        .iter()
-        .map(|m| Ok((m.name.as_str(), model_dependencies(m)?)))
-        .collect::<Result<_>>()?;
+    let waits = waits_for(&models)?;
     let mut waiting: Vec<&Model> = models.iter().collect();
     let mut running = futures::stream::FuturesUnordered::new();
     // `last_build` is one name in the session: one model at a time reads it.
@@ -221,9 +217,9 @@ async fn build(
         // inputs are done: kept at once, or started when a slot is free.
         while i < waiting.len() {
             let m = waiting[i];
-            let ready = dependencies[m.name.as_str()]
+            let ready = waits[m.name.as_str()]
                 .iter()
-                .all(|d| !in_build.contains(d.as_str()) || records.contains_key(d));
+                .all(|d| records.contains_key(*d));
             if !ready {
                 i += 1;
                 continue;
@@ -295,9 +291,11 @@ async fn build(
         records.insert(done.model.name.clone(), done.record);
         built.push((done.model.name.clone(), done.output));
     }
+    // Unreachable while every model waits only for models before it (see `waits_for`): a
+    // guard against publishing a build that left a model out.
     if let Some(m) = waiting.first() {
         bail!(
-            "{}: cannot be built: it reads a model that reads it (a cycle)",
+            "{}: was never started (a fault in the build order; nothing was published)",
             m.path.display()
         );
     }
@@ -391,20 +389,51 @@ struct BuiltModel<'a> {
     tests_run: usize,
 }
 
-/// The tables a model must wait for: those it reads and those its tests look values up in.
-fn model_dependencies(m: &Model) -> Result<BTreeSet<String>> {
-    let mut tables = m.reads.clone();
-    for (_, column) in m.doc.column_docs()? {
-        for test in column.tests {
-            if let ColumnTest::Relationships { relationships } = test
-                && let Some((table, _)) = relationships.split_once('.')
-            {
-                tables.insert(table.to_lowercase());
+/// The models of the build each model waits for before it starts: the models it reads, and,
+/// of two models linked by a `relationships` test (one looks values up in the other's
+/// table), the one earlier in the project's order. So a lookup sees the table it saw when the
+/// models were built one at a time, and every model waits only for models before it
+/// (`models` is in the project's order), which cannot deadlock.
+fn waits_for(models: &[Model]) -> Result<HashMap<&str, BTreeSet<&str>>> {
+    let position: HashMap<&str, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.name.as_str(), i))
+        .collect();
+    let mut waits: HashMap<&str, BTreeSet<&str>> = models
+        .iter()
+        .map(|m| {
+            let read = m
+                .reads
+                .iter()
+                .filter_map(|r| position.get_key_value(r.as_str()));
+            (m.name.as_str(), read.map(|(name, _)| *name).collect())
+        })
+        .collect();
+    for (at, m) in models.iter().enumerate() {
+        for (_, column) in m.doc.column_docs()? {
+            for test in column.tests {
+                let ColumnTest::Relationships { relationships } = test else {
+                    continue;
+                };
+                let Some((table, _)) = relationships.split_once('.') else {
+                    continue;
+                };
+                let Some((&other, &other_at)) =
+                    position.get_key_value(table.to_lowercase().as_str())
+                else {
+                    continue;
+                };
+                let (later, earlier) = match other_at.cmp(&at) {
+                    std::cmp::Ordering::Less => (m.name.as_str(), other),
+                    std::cmp::Ordering::Greater => (other, m.name.as_str()),
+                    std::cmp::Ordering::Equal => continue,
+                };
+                waits.entry(later).or_default().insert(earlier);
             }
         }
     }
-    tables.remove(&m.name);
-    Ok(tables)
+    Ok(waits)
 }
 
 /// Builds one model: its query (merged with the rows an incremental model keeps), its data
@@ -1162,16 +1191,25 @@ mod tests {
     }
 
     #[test]
-    fn a_model_waits_for_what_it_reads_and_what_its_tests_look_up() {
-        let mut m = model("days", &["attendances", "centres"], false);
-        m.doc.columns = toml::toml! {
+    fn a_model_waits_for_what_it_reads_and_for_the_earlier_of_two_linked_by_a_test() {
+        let sites = model("centre_sites", &["centres"], false);
+        let mut days = model("days", &["attendances", "centre_sites"], false);
+        days.doc.columns = toml::toml! {
             [centre_id]
             tests = ["not_null", { relationships = "Centre_Sites.centre_id" }]
             [next_day]
             tests = [{ relationships = "days.contact_date" }]
+            [week]
+            tests = [{ relationships = "weeks.week" }]
         };
-        let waits: Vec<String> = model_dependencies(&m).unwrap().into_iter().collect();
-        // its own table is not waited for: a test may look up the model's own rows
-        assert_eq!(waits, ["attendances", "centre_sites", "centres"]);
+        let weeks = model("weeks", &["calendar"], false);
+        let models = [sites, days, weeks];
+        let waits = waits_for(&models).unwrap();
+        let of = |name: &str| waits[name].iter().copied().collect::<Vec<_>>();
+        // lake tables (centres, attendances, calendar) are not waited for, nor a model's
+        // own table; `weeks`, which days' test looks up, comes later, so it waits for days
+        assert_eq!(of("centre_sites"), Vec::<&str>::new());
+        assert_eq!(of("days"), ["centre_sites"]);
+        assert_eq!(of("weeks"), ["days"]);
     }
 }
