@@ -345,19 +345,11 @@ async fn an_incremental_build_equals_a_full_build_when_a_new_day_completes_a_per
 async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
     use earlystart::metrics::session::METRICS;
     let dir = tempfile::tempdir().unwrap();
-    let (extracts, lake_dir, lake, day) =
-        built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
+    let (lake, day) = built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
 
-    std::fs::write(
-        extracts.join("attendances_20250331.csv"),
-        without_person(&day, "2025-03-31"),
-    )
-    .unwrap();
-    let night = run_nightly(&extracts, &lake_dir).await;
-    assert_eq!(night.rows_quarantined(), 1);
-    assert_incremental_equals_full(
-        &lake_dir,
-        &dir.path().join("full"),
+    sends_the_last_day_with_one_rejected_row(
+        dir.path(),
+        &without_person(&day, "2025-03-31"),
         "incremental build from 2025-03-31 (1 file(s) added to attendances from 2025-03-31; \
          1 file(s) added to quarantine from 2025-03-31)",
     )
@@ -380,23 +372,15 @@ async fn a_new_day_with_a_rejected_row_is_still_an_incremental_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_row_dated_before_the_loaded_days_stops_adding_to_last_builds() {
     let dir = tempfile::tempdir().unwrap();
-    let (extracts, lake_dir, _, day) =
-        built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
+    let (_, day) = built_without_the_last_day_and_with_a_quarantine(dir.path()).await;
 
     let mut late: Vec<&str> = day.lines().nth(1).unwrap().split(',').collect();
     late[0] = "LATE0001";
     late[1] = "";
     late[6] = "2025-03-10";
-    std::fs::write(
-        extracts.join("attendances_20250331.csv"),
-        format!("{day}{}\n", late.join(",")),
-    )
-    .unwrap();
-    let night = run_nightly(&extracts, &lake_dir).await;
-    assert_eq!(night.rows_quarantined(), 1);
-    assert_incremental_equals_full(
-        &lake_dir,
-        &dir.path().join("full"),
+    sends_the_last_day_with_one_rejected_row(
+        dir.path(),
+        &format!("{day}{}\n", late.join(",")),
         "incremental build from 2025-03-10 (1 file(s) added to attendances from 2025-03-31; \
          1 file(s) added to quarantine from 2025-03-10; with rows for days already loaded, so \
          no model adds to its last build)",
@@ -404,13 +388,27 @@ async fn a_rejected_row_dated_before_the_loaded_days_stops_adding_to_last_builds
     .await;
 }
 
-/// A tiny generated extract without its last day (returned, with the header), whose first
-/// extract has a row without its person_id (rule E001) dated in the last quarter, loaded
-/// into `dir/lake` and its metrics built: the quarantine exists before the night that
-/// sends the last day (one new since the last build would make a full build).
-async fn built_without_the_last_day_and_with_a_quarantine(
+/// The night after [`built_without_the_last_day_and_with_a_quarantine`] in `dir`: sends
+/// `day_file` as the last day's attendances, whose one rejected row goes to quarantine, and
+/// checks that the build had `scope` and equals a full one.
+async fn sends_the_last_day_with_one_rejected_row(
     dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, Lake, String) {
+    day_file: &str,
+    scope: &str,
+) {
+    let (extracts, lake_dir) = (dir.join("extracts"), dir.join("lake"));
+    std::fs::write(extracts.join("attendances_20250331.csv"), day_file).unwrap();
+    let night = run_nightly(&extracts, &lake_dir).await;
+    assert_eq!(night.rows_quarantined(), 1);
+    assert_incremental_equals_full(&lake_dir, &dir.join("full"), scope).await;
+}
+
+/// A tiny generated extract in `dir/extracts` without its last day (returned, with the
+/// header), whose first extract has a row without its person_id (rule E001) dated in the
+/// last quarter, loaded into `dir/lake` (returned) and its metrics built: the quarantine
+/// exists before the night that sends the last day (one new since the last build would make
+/// a full build).
+async fn built_without_the_last_day_and_with_a_quarantine(dir: &std::path::Path) -> (Lake, String) {
     let extracts = dir.join("extracts");
     generate(Scale::Tiny, 9, false, &extracts).unwrap();
     let day = hold_back_the_last_day(&extracts);
@@ -430,7 +428,7 @@ async fn built_without_the_last_day_and_with_a_quarantine(
     )
     .await
     .unwrap();
-    (extracts, lake_dir, lake, day)
+    (lake, day)
 }
 
 /// The extract `text` with the person_id (rule E001) of its first session dated `on…`
